@@ -1,0 +1,1 @@
+"""meterpoll.api: the HTTP layer (msgspec)."""

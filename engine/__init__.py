@@ -1,0 +1,1 @@
+"""meterpoll.engine: scheduler, transports, protocol sessions and storage (asyncio/uvloop)."""
