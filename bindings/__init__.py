@@ -4,12 +4,31 @@ from meterpoll.bindings.checksums import (
     crc16_modbus_many, crc16_x25, crc16_x25_many, crc_accelerator, mbus_checksum,
     mbus_checksum_many,
 )
-from meterpoll.bindings.errors import MeterpollError
+from meterpoll.bindings.errors import (
+    AddressMismatchError, ChecksumError, FrameError, MeterpollError, ProtocolExceptionError,
+    TruncatedFrameError, UnsupportedFrameError,
+)
 from meterpoll.bindings.frames import FrameBatch
+from meterpoll.bindings.readings import (
+    FRAME_STATUS_DTYPE, READING_DTYPE, FrameStatus, Quality, Unit, obis, obis_str,
+)
 
 __all__ = [
+    "FRAME_STATUS_DTYPE",
+    "READING_DTYPE",
+    "AddressMismatchError",
+    "ChecksumError",
     "FrameBatch",
+    "FrameError",
+    "FrameStatus",
     "MeterpollError",
+    "ProtocolExceptionError",
+    "Quality",
+    "TruncatedFrameError",
+    "Unit",
+    "UnsupportedFrameError",
+    "obis",
+    "obis_str",
     "bcc",
     "bcc_many",
     "bcc_sum7",
