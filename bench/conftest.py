@@ -7,18 +7,17 @@ the input sizes; CI runs with a small scale and few rounds so that every benchma
 """
 from __future__ import annotations
 
-import os
+import pathlib
 import platform
 import sys
 
 import pytest
 
-SCALE = float(os.environ.get("METERPOLL_BENCH_SCALE", "1.0"))
+BENCH = str(pathlib.Path(__file__).resolve().parent)
+if BENCH not in sys.path:  # bench files import ``benchutil``
+    sys.path.insert(0, BENCH)
 
-
-def scaled(n: int, minimum: int = 1) -> int:
-    """``n`` times METERPOLL_BENCH_SCALE, at least ``minimum``."""
-    return max(minimum, int(n * SCALE))
+from benchutil import SCALE  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
