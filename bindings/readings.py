@@ -124,7 +124,8 @@ class Unit(enum.IntEnum):
     COUNT = 255           # no unit / unitless count
 
 
-_OBIS_RE = re.compile(r"^\s*(\d{1,3})[.\-:](\d{1,3})[.:](\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:[.*](\d{1,3}))?\s*$")
+_OBIS_DOTTED = re.compile(r"^\s*(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\s*$")
+_OBIS_IEC = re.compile(r"^\s*(\d{1,3})-(\d{1,3}):(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:[*&](\d{1,3}))?\s*$")
 
 
 def obis(code: str | tuple[int, int, int, int, int, int] | bytes) -> int:
@@ -139,7 +140,7 @@ def obis(code: str | tuple[int, int, int, int, int, int] | bytes) -> int:
         if len(parts) != 6:
             raise ValueError("an OBIS logical name has 6 bytes, got %d" % len(parts))
     elif isinstance(code, str):
-        m = _OBIS_RE.match(code)
+        m = _OBIS_DOTTED.match(code) or _OBIS_IEC.match(code)
         if m is None:
             raise ValueError("not an OBIS code: %r (expected A.B.C.D.E.F or A-B:C.D.E*F)" % code)
         parts = [int(g) if g is not None else 255 for g in m.groups()]

@@ -68,7 +68,7 @@ cdef class FrameBatch:
         if capacity_frames < 0 or capacity_bytes < 0:
             raise ValueError("capacities must be >= 0")
         self._set_arrays(np.empty(capacity_bytes, dtype=np.uint8),
-                         np.zeros(capacity_frames + 1, dtype=np.int64), 0, 0, True)
+                         np.zeros(capacity_frames + 1, dtype=np.int64), 0, capacity_bytes, True)
 
     cdef int _set_arrays(self, object data, object offsets, Py_ssize_t n, Py_ssize_t limit, bint owned) except -1:
         self._data = data

@@ -362,38 +362,27 @@ static inline uint16_t mp_crc16_portable(const mp_crc16_model *m, const uint8_t 
 
 /* ---- 8-bit checks ---- */
 
-/* Arithmetic sum of all bytes mod 256 (M-Bus CS).  Eight partial sums in 64-bit lanes. */
-static inline uint8_t mp_sum8(const uint8_t *p, size_t n) {
-    uint64_t acc = 0;
-    /* sum bytes of 8-byte words with a SWAR horizontal add, deferring the carry */
-    while (n >= 8) {
-        uint64_t v = mp_load_le64(p);
-        uint64_t lo = v & 0x00FF00FF00FF00FFull;
-        uint64_t hi = (v >> 8) & 0x00FF00FF00FF00FFull;
-        uint64_t s = lo + hi;                       /* four 16-bit lanes, each <= 510 */
-        s = (s & 0x0000FFFF0000FFFFull) + ((s >> 16) & 0x0000FFFF0000FFFFull);
-        acc += (s & 0xFFFFFFFFull) + (s >> 32);
-        p += 8;
-        n -= 8;
-    }
-    while (n--) acc += *p++;
-    return (uint8_t)acc;
+/* The 8-bit checks accumulate in a byte, which wraps mod 256 exactly as the checksum does, so
+ * the compiler turns the loops into vector adds/XORs; target_clones picks x86-64-v4 (AVX-512), x86-64-v3 (AVX2) or
+ * the SSE2 baseline at load time (GNU ifunc). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define MP_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define MP_CLONES
+#endif
+
+/* Arithmetic sum of all bytes mod 256 (M-Bus CS). */
+MP_CLONES static uint8_t mp_sum8(const uint8_t *p, size_t n) {
+    uint8_t acc = 0;
+    for (size_t i = 0; i < n; i++) acc = (uint8_t)(acc + p[i]);
+    return acc;
 }
 
 /* XOR of all bytes (IEC 62056-21 BCC). */
-static inline uint8_t mp_xor8(const uint8_t *p, size_t n) {
-    uint64_t acc = 0;
-    while (n >= 8) {
-        acc ^= mp_load_le64(p);
-        p += 8;
-        n -= 8;
-    }
-    acc ^= acc >> 32;
-    acc ^= acc >> 16;
-    acc ^= acc >> 8;
-    uint8_t r = (uint8_t)acc;
-    while (n--) r ^= *p++;
-    return r;
+MP_CLONES static uint8_t mp_xor8(const uint8_t *p, size_t n) {
+    uint8_t acc = 0;
+    for (size_t i = 0; i < n; i++) acc ^= p[i];
+    return acc;
 }
 
 /* ---- the models every protocol uses, initialised once per extension module ---- */
