@@ -1,0 +1,59 @@
+"""What a protocol contributes to the engine: a :class:`Driver`.
+
+A driver runs one poll of one meter over a leased link (``poll``: the whole session, e.g. DLMS
+SNRM/AARQ/GETs/release or Mercury open/read/close) and returns the raw answer frames with the
+request each one answers.  It does not decode: the engine gathers the frames of a tick from all
+meters of a protocol into one FrameBatch and calls ``decode_batch`` once, in the native core.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from meterpoll.engine.config import MeterConfig
+from meterpoll.engine.link import Lease
+from meterpoll.engine.transport import Complete, Deadlines
+
+__all__ = ["Driver", "PollResult", "EventRecord"]
+
+
+@dataclass
+class EventRecord:
+    """Something a session noticed (clock drift, meter journal entry, access denied...)."""
+
+    ts: float          # UTC seconds
+    code: int
+    text: str
+
+
+@dataclass
+class PollResult:
+    """The answer frames of one poll and the requests they answer, in order."""
+
+    frames: list[bytes] = field(default_factory=list)
+    requests: list[Any] = field(default_factory=list)
+    events: list[EventRecord] = field(default_factory=list)
+    received_at: float = 0.0   # UTC seconds when the last frame arrived
+
+
+class Driver:
+    """Base class of the protocol drivers."""
+
+    name = ""
+
+    #: answer framing (see meterpoll.engine.transport.Complete)
+    complete: Complete
+
+    async def poll(self, lease: Lease, meter: MeterConfig, deadlines: Deadlines) -> PollResult:
+        raise NotImplementedError
+
+    def expected_obis(self, meter: MeterConfig) -> list[int]:
+        """Channels a poll of this meter reads (for recording a failed poll as NaN readings)."""
+        return []
+
+    def decode_batch(self, frames: Sequence[bytes], requests: Sequence[Any], meter_ids: np.ndarray,
+                     received_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(READING_DTYPE readings, FRAME_STATUS_DTYPE per frame) for frames from many meters."""
+        raise NotImplementedError
