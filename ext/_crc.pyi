@@ -3,7 +3,7 @@ from typing import Iterable, Literal
 
 import numpy as np
 import numpy.typing as npt
-from collections.abc import Buffer
+from typing_extensions import Buffer
 
 from meterpoll.ext._frames import FrameBatch
 

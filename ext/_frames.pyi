@@ -3,7 +3,7 @@ from typing import Iterable, Iterator, overload
 
 import numpy as np
 import numpy.typing as npt
-from collections.abc import Buffer
+from typing_extensions import Buffer
 
 class FrameBatch:
     def __init__(self, capacity_frames: int = 16, capacity_bytes: int = 1024) -> None: ...
