@@ -165,3 +165,26 @@ def test_stop_abandons_polls_that_outlive_the_grace_period():
             await eng.stop(abandon_after=0.2)
             assert time.monotonic() - t < 1.5
     run(main())
+
+
+def test_concurrency_limiter_bounds_and_survives_cancellation():
+    from meterpoll.engine.engine import _Limiter
+
+    async def main():
+        lim = _Limiter(3)
+        active = peak = 0
+
+        async def job(delay):
+            nonlocal active, peak
+            async with lim:
+                active += 1
+                peak = max(peak, active)
+                await asyncio.sleep(delay)
+                active -= 1
+
+        tasks = [asyncio.create_task(job(0.01)) for _ in range(20)]
+        await asyncio.sleep(0)
+        tasks[10].cancel()  # a waiter cancelled while queued
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert peak == 3 and lim.free == 3 and not lim.waiters
+    run(main())
