@@ -10,6 +10,19 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t, int32_t
 from libc.stdlib cimport malloc, realloc, free
 
 
+cdef extern from "stdlib.h" nogil:
+    int posix_memalign(void** memptr, size_t alignment, size_t size)
+
+cdef extern from "sys/mman.h" nogil:
+    int madvise(void* addr, size_t length, int advice)
+    int MADV_HUGEPAGE
+
+# Buffers of at least this many bytes are 2 MiB aligned and advised for transparent huge
+# pages: a fresh 80 MB output otherwise costs ~20,000 page faults (tens of ms) per batch.
+DEF RB_HUGE = 2097152
+DEF RB_HUGE_FROM = 8388608
+
+
 ctypedef struct reading_t:
     uint32_t meter       # frame index in the batch, or the caller's meter id
     uint64_t obis        # OBIS A.B.C.D.E.F packed big-endian into the low 48 bits
@@ -63,15 +76,29 @@ ctypedef struct reading_buf:
 
 
 cdef inline int rb_init(reading_buf* b, Py_ssize_t cap) noexcept nogil:
+    """Allocate room for ``cap`` readings (big buffers on huge pages); -1 on OOM."""
+    cdef size_t nbytes
+    cdef void* p = NULL
     if cap < 16:
         cap = 16
-    b.data = <reading_t*>malloc(cap * sizeof(reading_t))
+    nbytes = <size_t>cap * sizeof(reading_t)
     b.n = 0
+    if nbytes >= RB_HUGE_FROM:
+        nbytes = (nbytes + RB_HUGE - 1) & ~(<size_t>RB_HUGE - 1)
+        if posix_memalign(&p, RB_HUGE, nbytes) == 0 and p != NULL:
+            madvise(p, nbytes, MADV_HUGEPAGE)  # advice only: failure is harmless
+            b.data = <reading_t*>p
+            b.cap = <Py_ssize_t>(nbytes // sizeof(reading_t))
+            return 0
+    b.data = <reading_t*>malloc(nbytes)
     b.cap = cap if b.data != NULL else 0
     return 0 if b.data != NULL else -1
 
 
 cdef inline int rb_reserve(reading_buf* b, Py_ssize_t extra) noexcept nogil:
+    """Make room for ``extra`` more readings, doubling the capacity (so size the buffer with
+    a good estimate first: reserving a fixed maximum per frame near the end of an exactly sized
+    buffer doubles it for nothing)."""
     cdef Py_ssize_t cap
     cdef reading_t* d
     if b.n + extra <= b.cap:

@@ -54,7 +54,7 @@ cdef object rb_to_array(reading_buf* b):
     if data == NULL or n == 0:
         rb_free(b)
         return np.empty(0, dtype=READING_DTYPE)
-    if n < b.cap:  # give back the slack of a generous estimate
+    if n < b.cap // 2:  # give back the slack of a generous estimate
         shrunk = <reading_t*>realloc(data, n * sizeof(reading_t))
         if shrunk != NULL:
             data = shrunk
