@@ -99,6 +99,9 @@ def test_command_line_self_check_passes():
 
 
 def test_command_line_rejects_bad_arguments():
-    out = subprocess.run([sys.executable, "-m", "meterpoll.engine.cli", "demo", "--frames", "0"],
+    out = subprocess.run([sys.executable, "-m", "meterpoll.engine.cli", "selfcheck", "--frames", "0"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--frames must be positive" in out.stderr
+    out = subprocess.run([sys.executable, "-m", "meterpoll.engine.cli", "demo", "--rounds", "0"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "must be positive" in out.stderr
