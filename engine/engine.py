@@ -27,6 +27,7 @@ from typing import Any, AsyncIterator
 
 import numpy as np
 
+from meterpoll.bindings.errors import ChecksumError
 from meterpoll.bindings.readings import READING_DTYPE, FrameStatus, Quality
 from meterpoll.engine.breaker import CircuitBreaker
 from meterpoll.engine.config import MeterConfig
@@ -252,6 +253,8 @@ class Engine:
                 quality, error = Quality.TIMEOUT, str(e)
             except LinkError as e:
                 quality, error = Quality.PROTOCOL_EXCEPTION, str(e)
+            except ChecksumError as e:  # a session answer (ACK, UA, AARE...) failed its check
+                quality, error = Quality.CHECKSUM, "%s: %s" % (type(e).__name__, e)
             except (ValueError, OSError) as e:  # a driver's FrameError, a socket error
                 quality, error = Quality.PROTOCOL_EXCEPTION, "%s: %s" % (type(e).__name__, e)
         ok = quality == Quality.OK
