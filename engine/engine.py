@@ -133,6 +133,7 @@ class Engine:
         self._scheduler: asyncio.Task | None = None
         self._flusher: asyncio.Task | None = None
         self.readings_committed = 0
+        self.events: list[tuple[int, float, int, str]] = []   # recent (meter, ts, code, text), bounded
 
     # ---- lifecycle ----
     async def __aenter__(self) -> "Engine":
@@ -309,6 +310,14 @@ class Engine:
 
     async def _flush(self) -> None:
         pending, self._pending = self._pending, {}
+        events = [(mid, ev.ts, ev.code, ev.text) for items in pending.values()
+                  for mid, res, _d, _o in items for ev in res.events]
+        if events:
+            if self.store is not None:
+                await self.store.write_events(
+                    [(m, np.datetime64(int(ts * 1000), "ms"), code, text) for m, ts, code, text in events])
+            self.events.extend(events)
+            del self.events[: max(0, len(self.events) - self.poll_log_limit)]
         for protocol, items in pending.items():
             readings = await self._decode(protocol, items)
             if len(readings):
@@ -354,8 +363,19 @@ class Engine:
                         outcome.ok = False
                         outcome.quality = Quality.CHECKSUM if FrameStatus.CHECKSUM in bad else Quality.PROTOCOL_EXCEPTION
                         outcome.error = "frame status %s" % ",".join(FrameStatus(s).name for s in sorted(set(bad)))
+        lost = []
+        for mid, _res, _done, outcome in items:
+            if outcome.ok or not outcome.frames or mid not in self.meters:
+                continue
+            have = set(parts[0]["obis"][parts[0]["meter"] == mid].tolist()) if parts else set()
+            missing = [o for o in drv.expected_obis(self.meters[mid].cfg) if o not in have]
+            if missing:
+                lost.append((mid, outcome, missing))
         if failed:
             parts.append(self._failure_readings(drv, failed))
+        if lost:
+            parts.append(self._nan_readings([(mid, o, outcome.started, outcome.quality)
+                                             for mid, outcome, missing in lost for o in missing]))
         out = np.concatenate(parts) if parts else np.empty(0, READING_DTYPE)
         for mid, _res, _done, outcome in items:
             outcome.readings = int(np.count_nonzero(out["meter"] == mid))
@@ -373,6 +393,11 @@ class Engine:
             channels = drv.expected_obis(self.meters[mid].cfg) if mid in self.meters else []
             for obis in channels or [self.POLL_STATUS_OBIS]:
                 rows.append((mid, obis, outcome.started, outcome.quality))
+        return self._nan_readings(rows)
+
+    @staticmethod
+    def _nan_readings(rows: list[tuple[int, int, float, int]]) -> np.ndarray:
+        """NaN readings from (meter, obis, UTC seconds, quality) rows."""
         arr = np.zeros(len(rows), dtype=READING_DTYPE)
         if rows:
             arr["meter"] = [r[0] for r in rows]

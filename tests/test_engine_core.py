@@ -188,3 +188,41 @@ def test_concurrency_limiter_bounds_and_survives_cancellation():
         await asyncio.gather(*tasks, return_exceptions=True)
         assert peak == 3 and lim.free == 3 and not lim.waiters
     run(main())
+
+
+class BadFrameDriver(ToyDriver):
+    """Answers arrive, but every frame fails decoding (as a CRC error found by the codec)."""
+
+    async def poll(self, lease, meter, deadlines):
+        res = await super().poll(lease, meter, deadlines)
+        from meterpoll.engine.driver import EventRecord
+        res.events.append(EventRecord(ts=1_763_600_000.5, code=1001, text="meter clock +45.0 s off"))
+        return res
+
+    def decode_batch(self, frames, requests, meter_ids, received_at):
+        out, st = super().decode_batch(frames, requests, meter_ids, received_at)
+        st["status"] = 1  # CHECKSUM
+        st["count"] = 0
+        return out[:0], st
+
+
+def test_channels_lost_to_bad_frames_become_nan_and_events_are_stored(tmp_path):
+    from meterpoll.engine.store import open_store
+
+    async def main():
+        store = await open_store("sqlite:///" + str(tmp_path / "e.db"))
+        try:
+            async with SimServer(Echo()) as sim, Engine(store=store, drivers={"modbus": BadFrameDriver()},
+                                                        schedule=False) as eng:
+                mid = eng.add_meter(cfg(sim.port))
+                r = await eng.poll_now(mid)
+                assert len(r) == 1 and np.isnan(r["value"][0]) and r["status"][0] == Quality.CHECKSUM
+                assert r["obis"][0] == OBIS_LEN
+                assert eng.polls[-1].quality == Quality.CHECKSUM and not eng.polls[-1].ok
+                assert eng.events == [(mid, 1_763_600_000.5, 1001, "meter clock +45.0 s off")]
+            ev = await store.read_events(mid)
+            assert [(e.code, e.text) for e in ev] == [(1001, "meter clock +45.0 s off")]
+            assert await store.count_readings() == 1
+        finally:
+            await store.close()
+    run(main())
