@@ -242,7 +242,8 @@ async def _demo(per_protocol: int, rounds: int, db: str | None, out=sys.stdout) 
         async with engine:
             for p in protocols:
                 for i in range(per_protocol):
-                    srv = await SimServer(simulator(p, addresses=(1,), seed=100 * i + len(p))).start()
+                    seed = 1000 * protocols.index(p) + i + 1  # every simulated meter differs
+                    srv = await SimServer(simulator(p, addresses=(1,), seed=seed)).start()
                     sims.append(srv)
                     ids.setdefault(p, []).append(engine.add_meter(MeterConfig(
                         name="%s-%d" % (p, i), protocol=p, ip_address="127.0.0.1", port=srv.port,
