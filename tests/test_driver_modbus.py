@@ -267,3 +267,23 @@ def test_decode_batch_groups_frames_of_different_maps():
         if st["status"][i] == 0:
             sl = readings[int(st["first"][i]):int(st["first"][i]) + int(st["count"][i])]
             assert (sl["meter"] == ids[i]).all() and (sl["status"] == 0).all()
+
+
+def test_simulator_frames_requests_whose_mbap_bytes_also_pass_a_crc():
+    """Transaction id 0x0560 makes a 12-byte Modbus TCP read also end in a valid CRC-16; the
+    simulator once took it for RTU and stayed silent (found by bench_engine: one poll in a
+    thousand waited out its deadline)."""
+    import time as _time
+
+    from meterpoll import crc16_modbus, modbus as mb
+    from meterpoll.engine.sim.modbus import ModbusSim
+
+    sim = ModbusSim(addresses=(1,), seed=1)
+    req = mb.encode_read(1, 4, 0, 40, tcp=True, transaction=0x0560)
+    assert crc16_modbus(req) == 0  # the coincidence itself
+    ans = sim.answer(req, _time.time())
+    assert ans is not None and ans[:2] == b"\x05\x60" and ans[7] == 4
+    rtu = mb.encode_read(1, 4, 0, 2)  # 8 bytes, also MBAP-consistent: stays RTU
+    assert sim.answer(rtu, _time.time())[:2] == b"\x01\x04"
+    for tid in range(0, 65536, 97):
+        assert sim.answer(mb.encode_read(1, 4, 0, 40, tcp=True, transaction=tid), _time.time()) is not None

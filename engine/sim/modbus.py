@@ -145,7 +145,14 @@ class ModbusSim(Answerer):
     def _is_tcp(self, req: bytes) -> bool:
         if self.framing != "auto":
             return self.framing == "tcp"
-        return not _crc_ok(req, len(req)) and len(req) == 6 + ((req[4] << 8) | req[5])
+        mbap = len(req) >= 8 and req[2] == 0 and req[3] == 0 and len(req) == 6 + ((req[4] << 8) | req[5])
+        if not mbap:
+            return False
+        # One MBAP frame in 65,536 also "passes" a CRC-16 over its last two bytes (transaction id
+        # 0x0560 does for a 40-register read), so a valid CRC alone does not make it RTU.  Both
+        # readings fit only an 8-byte frame: an RTU read of 2 registers at 0 (MBAP length 2 would
+        # be a TCP request without data).
+        return len(req) != 8 or not _crc_ok(req, len(req))
 
     # ---- answers ----
     def answer(self, request: bytes, now: float) -> bytes | None:
