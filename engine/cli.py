@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 
+import msgspec
 import numpy as np
 
 import meterpoll
@@ -311,8 +312,16 @@ async def _serve(path: str, duration: float | None) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with engine:
+            # meter ids come from the store's registry (matched by name), so readings keep their
+            # meter across restarts and config reorderings
+            known = {m.name: m.id for m in await store.list_meters()}
             for m in s.meters:
-                engine.add_meter(m)
+                mid = known.get(m.name)
+                if mid is None:
+                    mid = await store.add_meter(m.name, m.protocol, address=m.connection_address or None,
+                                                serial_number=m.number_meter or None,
+                                                params=msgspec.to_builtins(m))
+                engine.add_meter(m, meter_id=mid)
             print("meterpoll serve: %d meters, store %s" % (len(s.meters), s.store.url), flush=True)
             deadline = None if duration is None else time.monotonic() + duration
             while not stop.is_set():

@@ -191,7 +191,11 @@ class Engine:
             q.put_nowait(None)
 
     # ---- registry ----
-    def add_meter(self, cfg: MeterConfig) -> int:
+    def add_meter(self, cfg: MeterConfig, *, meter_id: int | None = None) -> int:
+        """Register a meter; returns its id.  Pass ``meter_id`` (e.g. the store registry's id) so
+        readings keep the same meter id across restarts; otherwise a process-local number."""
+        if meter_id is not None and meter_id in self.meters:
+            raise ValueError("meter id %d is already registered" % meter_id)
         if cfg.protocol not in self.drivers:
             raise ValueError("protocol: no driver for %r (have: %s)" % (cfg.protocol, ", ".join(sorted(self.drivers)) or "none"))
         key: tuple
@@ -208,7 +212,12 @@ class Engine:
                                           name="%s:%s" % key[1:] if cfg.link != "serial" else key[1])
         else:
             link.pause = max(link.pause, cfg.pause_time / 1000.0)
-        mid = next(self._ids)
+        if meter_id is None:
+            mid = next(self._ids)
+            while mid in self.meters:
+                mid = next(self._ids)
+        else:
+            mid = int(meter_id)
         m = _Meter(mid, cfg, link, CircuitBreaker(self.breaker_threshold, self.probe_interval))
         self.meters[mid] = m
         if self.schedule_enabled:
