@@ -40,6 +40,13 @@ class Lease:
             raise LinkBusy("lease already released")
         return await self.link._exchange(request, complete, deadlines)
 
+    async def read(self, complete: Complete, deadlines: Deadlines) -> bytes:
+        """Read one more answer frame without sending: for a protocol that recognises a stale
+        answer (a Modbus TCP transaction id of an earlier request) and waits for the right one."""
+        if not self.active:
+            raise LinkBusy("lease already released")
+        return await self.link._read_only(complete, deadlines)
+
     async def send(self, request: bytes, deadlines: Deadlines) -> None:
         """Send without waiting for an answer (broadcasts, M-Bus SND_NKE to a silent bus...)."""
         if not self.active:
@@ -176,6 +183,22 @@ class Link:
             raise
         finally:
             self._last_end = time.monotonic()
+
+    async def _read_only(self, complete: Complete, deadlines: Deadlines) -> bytes:
+        m = self.metrics
+        before_in = self.transport.bytes_in
+        try:
+            frame = await self.transport.read_frame(complete, deadlines)
+        except LinkTimeout:
+            m.timeouts += 1
+            raise
+        except (FrameOverflow, LinkClosed):
+            await self.transport.close()
+            raise
+        finally:
+            self._last_end = time.monotonic()
+        m.bytes_in += self.transport.bytes_in - before_in
+        return frame
 
     async def _send_only(self, request: bytes, deadlines: Deadlines) -> None:
         await self._prepare(deadlines)

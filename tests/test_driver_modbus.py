@@ -287,3 +287,33 @@ def test_simulator_frames_requests_whose_mbap_bytes_also_pass_a_crc():
     assert sim.answer(rtu, _time.time())[:2] == b"\x01\x04"
     for tid in range(0, 65536, 97):
         assert sim.answer(mb.encode_read(1, 4, 0, 40, tcp=True, transaction=tid), _time.time()) is not None
+
+
+def test_a_late_answer_is_skipped_by_transaction_id():
+    """The meter answers one request late (after the deadline); the next poll receives that
+    stale answer first, skips it by its transaction id and gets its own: no failed poll."""
+    import asyncio as _asyncio
+
+    import uvloop as _uvloop
+
+    from meterpoll.engine.config import MeterConfig as _Cfg
+    from meterpoll.engine.drivers import driver as _driver, simulator as _simulator
+    from meterpoll.engine.engine import Engine as _Engine
+    from meterpoll.engine.sim.server import Faults as _Faults, SimServer as _SimServer
+
+    async def main():
+        faults = _Faults(late=1.0, late_delay=0.35)
+        async with _SimServer(_simulator("modbus", addresses=(1,), seed=3), faults) as sim, \
+                _Engine(drivers={"modbus": _driver("modbus")}, schedule=False) as eng:
+            mid = eng.add_meter(_Cfg(name="m", protocol="modbus", ip_address="127.0.0.1", port=sim.port,
+                                     connection_address="1", reads=("energy",), waiting_time=300,
+                                     interval_time=50, pause_time=0))
+            first = await eng.poll_now(mid)
+            assert not eng.polls[-1].ok  # answered after the 0.3 s deadline
+            faults.late = 0.0
+            await _asyncio.sleep(0.01)   # the late answer is still on its way when we ask again
+            second = await eng.poll_now(mid)
+            assert eng.polls[-1].ok, eng.polls[-1]
+            assert (second["status"] == 0).all() and len(second) == len(first)
+
+    _uvloop.run(main())

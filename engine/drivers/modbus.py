@@ -106,6 +106,10 @@ def resolve_map(name: str) -> codec.RegisterMap:
     return m
 
 
+#: late answers (older Modbus TCP transaction ids) skipped per request before giving up
+STALE_ANSWERS_SKIPPED = 4
+
+
 class _Req:
     """What one answer frame answers: the map, the REQUEST_DTYPE record, the framing."""
 
@@ -189,7 +193,14 @@ class ModbusDriver(Driver):
         complete = complete_tcp if tcp else complete_rtu
         res = PollResult()
         for i, req in enumerate(frames):
-            res.frames.append(await lease.exchange(req, complete, deadlines))
+            frame = await lease.exchange(req, complete, deadlines)
+            # a late answer to an earlier request of this link carries an older transaction id:
+            # skip it and read on (bounded), instead of failing this poll on a mismatch
+            for _ in range(STALE_ANSWERS_SKIPPED):
+                if not tcp or len(frame) < 2 or frame[:2] == req[:2]:
+                    break
+                frame = await lease.read(complete, deadlines)
+            res.frames.append(frame)
             res.requests.append(_Req(p.map, recs[i:i + 1], tcp))
         res.received_at = time.time()
         return res
