@@ -27,11 +27,17 @@ L=98, P=99 in groups C..E), NEVA 8-hex-digit ``CCDDEEFF``, Energomera names (tab
 k-th item of one data set gets OBIS group E+k (tariffs), or for the phase-wise Energomera names
 group C = c1 + 20*(k-1) for k >= 1.  Units: k/M/G prefixes scale to base units (kWh -> Wh).
 Items that produce no reading (text, unknown ID) are counted in ``frame_status.code``.
+
+Speed: the data-set address at each ordinal of a block is cached (``idslot_t``, compared 8 bytes
+at a time) with its mapping and its last unit, since meters repeat the same readout; and a data
+set of one group ``([+-]digits[.digits][*unit])`` under a mapped address is validated, parsed and
+emitted in one pass (``_fast_value``).  Anything else takes the general two-pass path
+(``_groups``), which gives the same results for the common shape.
 """
 from cpython.buffer cimport PyBuffer_Release, PyBUF_SIMPLE
 from cpython.exc cimport PyErr_Clear
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t, int32_t
-from libc.string cimport memcmp, memcpy, memchr
+from libc.string cimport memcmp, memcpy, memchr, memset
 
 from meterpoll.ext._common cimport obis_pack, valid_civil, civil_to_ms
 from meterpoll.ext._crc cimport mp_crc_init_all, mp_crc16, mp_xor8, MP_CRC16_ARC
@@ -117,6 +123,30 @@ for _i in range(1, 19):
     POW10[_i] = POW10[_i - 1] * 10.0
 
 
+DEF NSLOT = 64          # data-set address cache: slot = ordinal of the data set in its block
+
+
+ctypedef struct idslot_t:
+    # A data-set address seen at this ordinal in an earlier frame, and what it maps to (the
+    # mapping is a pure function of the address text, so a byte-equal address reuses it).
+    uint64_t tx[4]        # address text, zero-padded (compared 8 bytes at a time)
+    uint64_t lastmask     # mask of the valid bytes of the last 8-byte chunk
+    int len               # address length (1..MAXID); 0 = empty slot
+    int kind
+    uint8_t ob[6]
+    int mode
+    int c1
+    uint8_t dunit
+    double dscale
+    uint64_t obase        # obis_pack(ob): the OBIS of item 0
+    # last raw unit span (between '*' and ')', at most 8 bytes) of this address and its lookup
+    uint64_t utx
+    uint64_t umask
+    int ulen              # -1 = none cached
+    uint8_t uunit
+    double uscale
+
+
 ctypedef struct ctx_t:
     reading_buf* rb
     uint32_t meter
@@ -151,6 +181,15 @@ ctypedef struct ctx_t:
     Py_ssize_t ulen
     uint8_t uunit
     double uscale
+    idslot_t slots[NSLOT]
+
+
+cdef inline void _ctx_init(ctx_t* c) noexcept nogil:
+    cdef int i
+    c.ulen = -1
+    for i in range(NSLOT):
+        c.slots[i].len = 0
+        c.slots[i].ulen = -1
 
 
 cdef inline int _fail(ctx_t* c, int status, int reason, Py_ssize_t off) noexcept nogil:
@@ -746,11 +785,168 @@ cdef Py_ssize_t _groups(ctx_t* c, const uint8_t* p, Py_ssize_t pos, Py_ssize_t e
     return after
 
 
+cdef inline bint _eq8(const uint8_t* s, const uint8_t* end, uint64_t want, uint64_t mask,
+                      Py_ssize_t n) noexcept nogil:
+    """s[0:n] (n <= 8, all inside the frame) equals the n bytes packed in ``want`` (built by
+    memcpy into a zeroed word; ``mask`` by memset of n bytes, so this is endian-neutral).  Loads
+    a whole word only when 8 bytes are inside the frame."""
+    cdef uint64_t w = 0
+    if s + 8 <= end:
+        memcpy(&w, s, 8)
+        return ((w ^ want) & mask) == 0
+    memcpy(&w, s, <size_t>n)
+    return w == want
+
+
+cdef inline bint _idmatch(const uint8_t* s, const uint8_t* end, idslot_t* sl) noexcept nogil:
+    """The cached address of this slot, followed by '(', starts at s."""
+    cdef Py_ssize_t L = sl.len, q, j
+    cdef uint64_t w
+    if s + L >= end or s[L] != 40:
+        return False
+    q = (L - 1) >> 3
+    if s + 8 * (q + 1) > end:
+        return memcmp(s, sl.tx, <size_t>L) == 0
+    for j in range(q):
+        memcpy(&w, s + 8 * j, 8)
+        if w != sl.tx[j]:
+            return False
+    memcpy(&w, s + 8 * q, 8)
+    return ((w ^ sl.tx[q]) & sl.lastmask) == 0
+
+
+cdef inline void _slot_fill(ctx_t* c, idslot_t* sl, const uint8_t* s, Py_ssize_t L) noexcept nogil:
+    """Remember address s[0:L] (1 <= L <= MAXID) and the data-set context it produced."""
+    cdef Py_ssize_t r = L - 8 * ((L - 1) >> 3)
+    cdef int j
+    sl.tx[0] = 0
+    sl.tx[1] = 0
+    sl.tx[2] = 0
+    sl.tx[3] = 0
+    memcpy(sl.tx, s, <size_t>L)
+    sl.lastmask = 0
+    memset(&sl.lastmask, 0xFF, <size_t>r)
+    sl.len = <int>L
+    sl.kind = c.kind
+    for j in range(6):
+        sl.ob[j] = c.ob[j]
+    sl.mode = c.mode
+    sl.c1 = c.c1
+    sl.dunit = c.dunit
+    sl.dscale = c.dscale
+    sl.obase = obis_pack(c.ob[0], c.ob[1], c.ob[2], c.ob[3], c.ob[4], c.ob[5])
+    sl.ulen = -1
+
+
+cdef inline Py_ssize_t _fast_value(ctx_t* c, idslot_t* sl, const uint8_t* p, Py_ssize_t pos,
+                                   Py_ssize_t e) noexcept nogil:
+    """p[pos] == '(' right after a mapped (K_GENERIC) address: the common data set of ONE group
+    ``([+-]digits[.digits][*unit])`` is validated, parsed and emitted in a single pass.  Returns
+    the position after ')' or -1 when the data set is anything else: then nothing was consumed
+    or emitted and the caller runs the general path (_groups) from pos.  Same results as the
+    general path: ``_parse_num`` (same digit limit and arithmetic), ``_unit`` on the trimmed
+    unit span, ``_emit_generic``'s OBIS stepping."""
+    cdef Py_ssize_t i = pos + 1, ua, ub, a2, b2, L
+    cdef bint neg = False
+    cdef uint64_t mant = 0
+    cdef uint32_t d
+    cdef int nd = 0, frac = 0, k, C, E
+    cdef uint8_t unit
+    cdef uint64_t obis
+    cdef double v, scale
+    if i >= e:
+        return -1
+    if p[i] == 45 or p[i] == 43:
+        neg = p[i] == 45
+        i += 1
+    while i < e:
+        d = <uint32_t>p[i] - 48
+        if d > 9:
+            break
+        mant = mant * 10 + d
+        nd += 1
+        i += 1
+    if i < e and p[i] == 46:
+        i += 1
+        while i < e:
+            d = <uint32_t>p[i] - 48
+            if d > 9:
+                break
+            mant = mant * 10 + d
+            nd += 1
+            frac += 1
+            i += 1
+    if nd == 0 or nd > 18 or i >= e:
+        return -1
+    if p[i] == 41:
+        unit = sl.dunit
+        scale = sl.dscale
+    elif p[i] == 42:
+        ua = i + 1
+        L = sl.ulen
+        if L >= 0 and ua + L < e and p[ua + L] == 41 and _eq8(p + ua, p + e, sl.utx, sl.umask, L):
+            unit = sl.uunit
+            scale = sl.uscale
+            i = ua + L
+        else:
+            i = ua
+            while i < e and GCLS[p[i]] == 0:
+                i += 1
+            if i >= e or p[i] != 41:
+                return -1
+            ub = i
+            a2 = ua
+            b2 = ub
+            _trim(p, &a2, &b2)
+            if a2 < b2:
+                _unit(p, a2, b2, &unit, &scale)
+            else:
+                unit = sl.dunit
+                scale = sl.dscale
+            L = ub - ua
+            if L <= 8:
+                sl.utx = 0
+                memcpy(&sl.utx, p + ua, <size_t>L)
+                sl.umask = 0
+                memset(&sl.umask, 0xFF, <size_t>L)
+                sl.ulen = <int>L
+                sl.uunit = unit
+                sl.uscale = scale
+    else:
+        return -1
+    # p[i] == ')'
+    if i + 1 < e and p[i + 1] == 40:
+        return -1           # more groups in this data set: general path
+    k = c.k
+    c.k += 1
+    if k == 0:
+        obis = sl.obase
+    else:
+        C = sl.ob[2]
+        E = sl.ob[4]
+        if sl.mode == M_ESTEP:
+            E += k
+        else:
+            C = sl.c1 + 20 * (k - 1)
+        if E > 255 or C > 255:
+            c.skipped += 1
+            return i + 1
+        obis = obis_pack(sl.ob[0], sl.ob[1], <uint8_t>C, sl.ob[3], <uint8_t>E, sl.ob[5])
+    v = (<double>mant) / POW10[frac]
+    if neg:
+        v = -v
+    _push(c, obis, c.clock, v * scale, unit, Q_OK)
+    return i + 1
+
+
 cdef int _content(ctx_t* c, const uint8_t* p, Py_ssize_t s, Py_ssize_t e, bint allow_bang) noexcept nogil:
     """Data sets in p[s:e]."""
-    cdef Py_ssize_t pos = s, ids
+    cdef Py_ssize_t pos = s, ids, r
     cdef uint8_t ch
-    cdef int mode, c1
+    cdef int mode, c1, j
+    cdef uint32_t nds = 0
+    cdef idslot_t* sl
+    cdef idslot_t* pend = NULL
     c.kind = K_NONE
     c.k = 0
     while True:
@@ -768,24 +964,50 @@ cdef int _content(ctx_t* c, const uint8_t* p, Py_ssize_t s, Py_ssize_t e, bint a
             return 0
         if ch != 40:
             ids = pos
-            while pos < e and IDOK[p[pos]]:
-                pos += 1
-            if pos - ids > MAXID:
-                return _fail(c, FS_BAD_FRAMING, R_ID_LONG, ids + MAXID + 1)
-            if pos >= e or p[pos] != 40:
-                return _fail(c, FS_BAD_FRAMING, R_ID_CHAR, pos)
+            sl = &c.slots[nds & (NSLOT - 1)]
+            nds += 1
             c.k = 0
-            if (pos - ids == 3 or pos - ids == 4) and p[ids] == 80 and p[ids + 1] == 46 \
-                    and _alldigits(p, ids + 2, pos):
-                c.kind = K_PROFILE_HDR
-            elif _map_id(p, ids, pos, c.ob, &mode, &c1, &c.dunit, &c.dscale):
-                c.kind = K_GENERIC
-                c.mode = mode
-                c.c1 = c1
+            pend = NULL
+            if sl.len and _idmatch(p + ids, p + e, sl):
+                # same address as at this place in an earlier frame: same mapping
+                pos = ids + sl.len
+                c.kind = sl.kind
+                if c.kind == K_GENERIC:
+                    pend = sl       # c.ob & co. are loaded only if the general path needs them
             else:
-                c.kind = K_ANON
+                while pos < e and IDOK[p[pos]]:
+                    pos += 1
+                if pos - ids > MAXID:
+                    return _fail(c, FS_BAD_FRAMING, R_ID_LONG, ids + MAXID + 1)
+                if pos >= e or p[pos] != 40:
+                    return _fail(c, FS_BAD_FRAMING, R_ID_CHAR, pos)
+                if (pos - ids == 3 or pos - ids == 4) and p[ids] == 80 and p[ids + 1] == 46 \
+                        and _alldigits(p, ids + 2, pos):
+                    c.kind = K_PROFILE_HDR
+                elif _map_id(p, ids, pos, c.ob, &mode, &c1, &c.dunit, &c.dscale):
+                    c.kind = K_GENERIC
+                    c.mode = mode
+                    c.c1 = c1
+                else:
+                    c.kind = K_ANON
+                _slot_fill(c, sl, p + ids, pos - ids)
+            if c.kind == K_GENERIC:
+                r = _fast_value(c, sl, p, pos, e)
+                if r >= 0:
+                    pos = r
+                    if c.bad_oom:
+                        return _fail(c, FS_OUT_OF_MEMORY, R_OOM, pos)
+                    continue
         elif c.kind == K_NONE:
             c.kind = K_ANON
+        if pend != NULL:
+            for j in range(6):
+                c.ob[j] = pend.ob[j]
+            c.mode = pend.mode
+            c.c1 = pend.c1
+            c.dunit = pend.dunit
+            c.dscale = pend.dscale
+            pend = NULL
         pos = _groups(c, p, pos, e)
         if pos < 0:
             return -1
@@ -992,7 +1214,7 @@ def decode_one(data, int bcc_mode, int64_t rx_ms, uint32_t meter, int utc_offset
         c.meter = meter
         c.rx = rx_ms
         c.off_ms = <int64_t>utc_offset_min * 60000
-        c.ulen = -1
+        _ctx_init(&c)
         _frame(&c, <const uint8_t*>view.buf, view.len, bcc_mode, &fs)
     finally:
         PyBuffer_Release(&view)
@@ -1033,7 +1255,7 @@ def decode_many(batch, int bcc_mode, meter_ids, rx_ms, int utc_offset_min):
         raise MemoryError()
     c.rb = &rb
     c.off_ms = <int64_t>utc_offset_min * 60000
-    c.ulen = -1
+    _ctx_init(&c)
     with nogil:
         for i in range(n):
             c.meter = mids[i] if mids != NULL else <uint32_t>i
