@@ -195,7 +195,8 @@ async def _poll_once(a) -> int:
 
     opts = {}
     if a.protocol == "dlms":
-        opts["client"] = a.client
+        opts["client_sap"] = a.client
+        opts["framing"] = a.framing
     drv = driver(a.protocol, **opts)
     cfg = _meter_from_args(a)
     async with Engine(drivers={a.protocol: drv}, schedule=False, breaker_threshold=10**9) as eng:
@@ -375,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     poll.add_argument("--map", help="Modbus register map (sdm630, sdm120 or a TOML file)")
     poll.add_argument("--client", type=int, default=16, help="DLMS client SAP")
     poll.add_argument("--server", type=int, help="DLMS server logical address")
+    poll.add_argument("--framing", choices=["wrapper", "hdlc"], default="wrapper",
+                      help="DLMS: TCP wrapper (IEC 62056-47) or HDLC through a gateway")
     poll.add_argument("--obis", action="append", help="only these OBIS codes (repeatable)")
     poll.add_argument("--read", action="append", choices=["energy", "instant", "profile", "events", "clock"])
     poll.add_argument("--timeout", type=float, default=2.0, help="first-byte deadline in seconds")
