@@ -49,6 +49,16 @@ class Driver:
     async def poll(self, lease: Lease, meter: MeterConfig, deadlines: Deadlines) -> PollResult:
         raise NotImplementedError
 
+    def profile_obis(self, meter: MeterConfig) -> int | None:
+        """The load-profile channel whose newest stored timestamp is where catch-up resumes
+        after a restart (None: this driver reads no profile for the meter)."""
+        return None
+
+    def resume_profile(self, meter: MeterConfig, last_stored: float | None) -> None:
+        """Told once per meter, before its first poll, the end time (UTC seconds) of the newest
+        profile interval already in the store, so catch-up starts after it: no gaps, no
+        re-reads."""
+
     def expected_obis(self, meter: MeterConfig) -> list[int]:
         """Channels a poll of this meter reads (for recording a failed poll as NaN readings)."""
         return []

@@ -116,6 +116,7 @@ class _Meter:
     link: Link
     breaker: CircuitBreaker
     next_due: float = 0.0
+    resumed: bool = False      # catch-up resume point taken from the store
 
 
 class Engine:
@@ -260,8 +261,20 @@ class Engine:
         fb, ib = cfg.waiting_time / 1000.0, cfg.interval_time / 1000.0
         return Deadlines(first_byte=fb, inter_byte=ib, total=fb + max(2.0, 20 * ib), connect=max(1.0, fb))
 
+    async def _resume(self, m: _Meter, drv: Driver) -> None:
+        """Before a meter's first poll: where its load profile stands in the store."""
+        m.resumed = True
+        obis = drv.profile_obis(m.cfg)
+        if obis is None or self.store is None:
+            return
+        last = await self.store.last_timestamp(m.id, obis)
+        if last is not None:
+            drv.resume_profile(m.cfg, last.astype("datetime64[ms]").astype(np.int64) / 1000.0)
+
     async def _poll(self, m: _Meter, *, priority: bool = False, done: asyncio.Future | None = None) -> None:
         drv = self.drivers[m.cfg.protocol]
+        if not m.resumed:
+            await self._resume(m, drv)
         started = time.time()
         t0 = time.monotonic()
         quality, error = Quality.OK, ""

@@ -291,6 +291,18 @@ class DlmsDriver(Driver):
             regs += INSTANT_OBIS
         return regs
 
+    def profile_obis(self, meter: MeterConfig) -> int | None:
+        if "profile" not in meter.reads:
+            return None
+        cache = self._meter_cache(meter)
+        values = [c.obis for c in cache.columns or () if c.kind == "value"]
+        return values[0] if values else _obis("1.0.1.29.0.255")  # A+ per interval, the usual first
+
+    def resume_profile(self, meter: MeterConfig, last_stored: float | None) -> None:
+        cache = self._meter_cache(meter)
+        if last_stored is not None and (cache.profile_last is None or last_stored > cache.profile_last):
+            cache.profile_last = last_stored
+
     def expected_obis(self, meter: MeterConfig) -> list[int]:
         cache = self._meter_cache(meter)
         out = [_obis(o) for o in self._registers(meter) if cache.scaler_unit.get(o, (0, 0)) is not None]
