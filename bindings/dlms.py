@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from meterpoll.bindings.errors import FrameError, error_for_status
-from meterpoll.bindings.readings import FrameStatus, obis as _obis
+from meterpoll.bindings.readings import FrameStatus, obis as _obis, received_ms
 from meterpoll.ext import _dlms
 from meterpoll.ext._dlms import COL_DTYPE, READ_REQ_DTYPE, Date, DateTime, DlmsDecodeError, Time
 from meterpoll.ext._frames import FrameBatch
@@ -428,25 +428,6 @@ def _is_per_frame_columns(columns: Any) -> bool:
 # decoding
 # ---------------------------------------------------------------------------------------------
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _ms(value: Any, n: int) -> Any:
-    if value is None:
-        return _now_ms()
-    a = np.asarray(value)
-    if a.dtype.kind == "M":
-        a = a.astype("datetime64[ms]").astype(np.int64)
-    elif a.dtype.kind not in "iu":
-        raise TypeError("received_at must be datetime64 or int ms")
-    if a.ndim == 0:
-        return int(a)
-    if a.shape != (n,):
-        raise ValueError("received_at must be a scalar or have one entry per frame (%d)" % n)
-    return a.astype(np.int64)
-
-
 def _period_ms(p: Any) -> int:
     if p is None:
         return 0
@@ -486,7 +467,7 @@ def _build(n: int, *, requests, obis, scaler_unit, columns, capture_period, mete
     reqs["unit"] = UNIT_NONE
     reqs["framing"] = _framing(framing)
     reqs["dev_default"] = int(deviation_default)
-    reqs["now_ms"] = _ms(received_at, n)
+    reqs["now_ms"] = received_ms(received_at, n)
     reqs["meter"] = np.arange(n, dtype=np.uint32) if meter_ids is None else np.asarray(meter_ids, dtype=np.uint32)
     if meter_ids is not None and np.asarray(meter_ids).shape not in ((n,), ()):
         raise ValueError("meter_ids must have one entry per frame (%d)" % n)

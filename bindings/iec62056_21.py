@@ -90,11 +90,11 @@ present but none could be mapped; ``PROTOCOL_EXCEPTION`` (code 0x15) for NAK.
 from __future__ import annotations
 
 import datetime as _dt
-import time
 
 import numpy as np
 
 from meterpoll.bindings.errors import FrameError, error_for_status
+from meterpoll.bindings.readings import received_ms
 from meterpoll.ext import _iec62056_21 as _native
 from meterpoll.ext._frames import FrameBatch
 
@@ -450,28 +450,10 @@ def parse_frame(data: bytes | bytearray | memoryview, *, direction: str = "respo
 
 # ----------------------------------------------------------------------------- decoding
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _ms(value, n: int | None) -> int | np.ndarray:
-    if value is None:
-        return _now_ms() if n is None else np.full(n, _now_ms(), dtype=np.int64)
-    arr = np.asarray(value)
-    if arr.dtype.kind == "M":
-        arr = arr.astype("datetime64[ms]").view(np.int64)
-    elif arr.dtype.kind not in "iu":
-        raise TypeError("received_at must be numpy datetime64 (or int ms since the epoch)")
-    if n is None:
-        if arr.ndim != 0:
-            raise ValueError("received_at of one frame must be a scalar")
-        return int(arr)
-    if arr.ndim == 0:
-        return np.full(n, int(arr), dtype=np.int64)
-    arr = np.ascontiguousarray(arr, dtype=np.int64)
-    if arr.shape != (n,):
-        raise ValueError("received_at needs one value per frame (%d), got shape %s" % (n, arr.shape))
-    return arr
+def _per_frame_ms(received_at, n: int) -> np.ndarray:
+    """received_at as one int64 ms value per frame (the native batch loop indexes it)."""
+    rx = received_ms(received_at, n)
+    return rx if rx.shape[0] == n else np.full(n, rx[0], dtype=np.int64)
 
 
 def decode(data: bytes | bytearray | memoryview, *, bcc: str = "xor", request=None,
@@ -487,7 +469,7 @@ def decode(data: bytes | bytearray | memoryview, *, bcc: str = "xor", request=No
         raise ValueError("meter_id must fit in uint32")
     if not -1440 <= utc_offset_min <= 1440:
         raise ValueError("utc_offset_min must be within +-1440")
-    rx = _ms(received_at, None)
+    rx = int(received_ms(received_at, 1)[0])
     readings, status, code, offset, reason = _native.decode_one(data, mode, rx, meter_id, utc_offset_min)
     if status in (0, 12):
         return readings
@@ -518,6 +500,6 @@ def decode_batch(batch, *, bcc: str = "xor", requests=None, meter_ids=None, rece
                 raise ValueError("meter_ids must fit in uint32")
             mids = mids.astype(np.uint32)
         mids = np.ascontiguousarray(mids)
-    rx = _ms(received_at, n)
+    rx = _per_frame_ms(received_at, n)
     return _native.decode_many(batch, mode, mids, rx, utc_offset_min)
 

@@ -93,7 +93,7 @@ from meterpoll.bindings.errors import (
     ChecksumError, FrameError, ProtocolExceptionError, TruncatedFrameError,
     UnsupportedFrameError, error_for_status,
 )
-from meterpoll.bindings.readings import FrameStatus
+from meterpoll.bindings.readings import FrameStatus, received_ms
 from meterpoll.ext._frames import FrameBatch
 from meterpoll.ext import _mbus
 
@@ -559,14 +559,6 @@ _REASONS = {
 }
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _ms(value) -> int:
-    return int(np.datetime64(value, "ms").astype(np.int64))
-
-
 def _medium_arg(medium) -> int:
     if medium is None:
         return -1
@@ -582,7 +574,7 @@ def decode(data, *, meter_id: int = 0, received_at=None, medium: int | None = No
     Raises the FrameError subclass of the first problem (with its byte offset)."""
     buf = _buffer(data)
     batch = FrameBatch.from_frames([buf])
-    rx = _now_ms() if received_at is None else _ms(received_at)
+    rx = int(received_ms(received_at, 1)[0])
     readings, fs = _mbus.decode_batch(batch, np.array([meter_id], dtype=np.uint32), None, rx,
                                       None, _medium_arg(medium))
     st = int(fs["status"][0])
@@ -614,18 +606,10 @@ def decode_batch(batch, *, meter_ids=None, received_at=None, medium=None):
         mids = np.ascontiguousarray(meter_ids, dtype=np.uint32)
         if mids.ndim != 1 or mids.shape[0] != n:
             raise ValueError("meter_ids must have one entry per frame (%d)" % n)
-    rx_arr = None
-    rx = 0
-    if received_at is None:
-        rx = _now_ms()
-    else:
-        arr = np.asarray(received_at)
-        if arr.ndim == 0:
-            rx = _ms(arr)
-        else:
-            rx_arr = np.ascontiguousarray(arr.astype("datetime64[ms]").astype(np.int64))
-            if rx_arr.ndim != 1 or rx_arr.shape[0] != n:
-                raise ValueError("received_at must be a scalar or have one entry per frame (%d)" % n)
+    rx_arr = received_ms(received_at, n)
+    rx = int(rx_arr[0])
+    if rx_arr.shape[0] != n or received_at is None or np.ndim(received_at) == 0:
+        rx_arr = None  # one time for every frame
     media = None
     med = -1
     if medium is not None:

@@ -90,7 +90,7 @@ from meterpoll.bindings.checksums import crc16_modbus
 from meterpoll.bindings.errors import (
     ChecksumError, FrameError, TruncatedFrameError, UnsupportedFrameError, error_for_status,
 )
-from meterpoll.bindings.readings import READING_DTYPE, FrameStatus
+from meterpoll.bindings.readings import READING_DTYPE, FrameStatus, received_ms
 from meterpoll.ext import _mercury
 from meterpoll.ext._frames import FrameBatch
 
@@ -536,22 +536,6 @@ def requests_array(requests: Request | Iterable[Request] | np.ndarray) -> np.nda
     return np.array(rows, dtype=REQUEST_DTYPE)
 
 
-def _received(received_at, n: int) -> np.ndarray:
-    if received_at is None:
-        return np.array([np.datetime64(_dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None), "ms")]).view(np.int64)
-    if isinstance(received_at, _dt.datetime):
-        if received_at.tzinfo is not None:
-            received_at = received_at.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-        received_at = np.datetime64(received_at, "ms")
-    arr = np.asarray(received_at)
-    if arr.dtype.kind != "M":
-        raise TypeError("received_at must be numpy datetime64 (scalar or one per frame)")
-    arr = np.ascontiguousarray(arr.astype("datetime64[ms]").reshape(-1)).view(np.int64)
-    if arr.shape[0] not in (1, n):
-        raise ValueError("received_at has %d entries for %d frames" % (arr.shape[0], n))
-    return arr
-
-
 def decode_batch(batch, *, requests=None, meter_ids=None, received_at=None):
     """Decode many answers in one native call: ``(readings, frame_status)``.
 
@@ -577,7 +561,7 @@ def decode_batch(batch, *, requests=None, meter_ids=None, received_at=None):
         meters = np.ascontiguousarray(meter_ids, dtype=np.uint32).reshape(-1)
         if meters.shape[0] != n:
             raise ValueError("meter_ids has %d entries for %d frames" % (meters.shape[0], n))
-    return _mercury.decode_batch(batch, req, meters, _received(received_at, n))
+    return _mercury.decode_batch(batch, req, meters, received_ms(received_at, n))
 
 
 _REASON = {

@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import os
 import struct
-import time
 import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal, NamedTuple, Union
@@ -80,7 +79,7 @@ from meterpoll.bindings.errors import (
     ChecksumError, FrameError, ProtocolExceptionError, TruncatedFrameError, UnsupportedFrameError,
     error_for_status,
 )
-from meterpoll.bindings.readings import FrameStatus, Unit, obis as _obis, obis_str
+from meterpoll.bindings.readings import FrameStatus, Unit, obis as _obis, obis_str, received_ms
 from meterpoll.ext._crc import crc16_modbus
 from meterpoll.ext._frames import FrameBatch
 from meterpoll.ext._modbus import MAP_DTYPE, REQUEST_DTYPE, decode_many, decode_one
@@ -815,10 +814,6 @@ _WHY = {
 }
 
 
-def _ts_now() -> np.datetime64:
-    return np.datetime64(time.time_ns() // 1_000_000, "ms")
-
-
 def _map_of(map: RegisterMap | str | None) -> RegisterMap:
     if map is None:
         return _EMPTY_MAP
@@ -846,11 +841,11 @@ def decode(data: Any, *, request: RequestLike, map: RegisterMap | str | None = N
         raise ValueError("Modbus answers do not carry the start register: pass request=")
     rq = _one_request(request, tcp)
     m = _map_of(map)
-    ts = _ts_now() if received_at is None else np.datetime64(received_at, "ms")
+    ts = int(received_ms(received_at, 1)[0])
     if not isinstance(data, (bytes, bytearray, memoryview)):
         data = memoryview(data)
     out, status, code, offset, why = decode_one(data, rq, m.native, _mode(tcp), _u("meter", meter, 0, 0xFFFFFFFF),
-                                                int(ts.astype(np.int64)))
+                                                ts)
     if status in (FrameStatus.OK, FrameStatus.NO_DATA):
         return out
     reason = "Modbus: " + _WHY.get(why, FrameStatus(status).name)
@@ -912,17 +907,8 @@ def decode_batch(batch: FrameBatch | Iterable[Any], *, requests: Any, map: Regis
         if n and (raw.dtype.kind not in "ui" or raw.min() < 0 or int(raw.max()) > 0xFFFFFFFF):
             raise ValueError("meter_ids must be integers 0..2**32-1")
         ids = np.ascontiguousarray(raw, dtype=np.uint32)
-    if received_at is None:
-        ts = np.array([_ts_now()], dtype="datetime64[ms]").view(np.int64)
-        ts_stride = 0
-    else:
-        t = np.asarray(received_at, dtype="datetime64[ms]")
-        if t.ndim == 0:
-            ts, ts_stride = t.reshape(1).view(np.int64), 0
-        else:
-            if len(t) != n:
-                raise ValueError("%d received_at for %d frames" % (len(t), n))
-            ts, ts_stride = np.ascontiguousarray(t).view(np.int64), 1
+    ts = received_ms(received_at, n)
+    ts_stride = 1 if ts.shape[0] == n and n > 1 else 0
     m = _map_of(map)
     return decode_many(batch, reqs, req_stride, m.native, modes, mode_stride, ids,
                        np.ascontiguousarray(ts), ts_stride, out)

@@ -21,12 +21,17 @@ which slice of the readings array the frame produced (``first``, ``count``).
 """
 from __future__ import annotations
 
+import datetime as _dt
 import enum
 import re
+import time
+
+import numpy as np
 
 from meterpoll.ext._readings import FRAME_STATUS_DTYPE, READING_DTYPE
 
-__all__ = ["FRAME_STATUS_DTYPE", "READING_DTYPE", "FrameStatus", "Quality", "Unit", "obis", "obis_str"]
+__all__ = ["FRAME_STATUS_DTYPE", "READING_DTYPE", "FrameStatus", "Quality", "Unit", "obis", "obis_str",
+           "received_ms"]
 
 
 class FrameStatus(enum.IntEnum):
@@ -162,3 +167,25 @@ def obis_str(value: int) -> str:
     if not 0 <= value < (1 << 48):
         raise ValueError("a packed OBIS code is a 48-bit unsigned integer, got %r" % value)
     return ".".join(str((value >> s) & 0xFF) for s in (40, 32, 24, 16, 8, 0))
+
+
+def received_ms(received_at: object, n: int) -> np.ndarray:
+    """The ``received_at`` argument of every decoder as int64 milliseconds since the epoch (UTC):
+    an array of one value (None = now, a numpy datetime64, a ``datetime`` (naive = UTC) or an
+    int of ms, applying to every frame) or of ``n`` values (one per frame).  Raises TypeError
+    for other types and ValueError for a per-frame array of the wrong length."""
+    if received_at is None:
+        return np.array([time.time_ns() // 1_000_000], dtype=np.int64)
+    if isinstance(received_at, _dt.datetime):
+        if received_at.tzinfo is not None:
+            received_at = received_at.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        received_at = np.datetime64(received_at, "ms")
+    arr = np.asarray(received_at)
+    if arr.dtype.kind == "M":
+        arr = arr.astype("datetime64[ms]").view(np.int64)
+    elif arr.dtype.kind not in "iu":
+        raise TypeError("received_at must be numpy datetime64, a datetime or int ms since the epoch, "
+                        "not %s" % arr.dtype)
+    if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] not in (1, n)):
+        raise ValueError("received_at must be one time or one per frame (%d), got shape %s" % (n, arr.shape))
+    return np.ascontiguousarray(arr.reshape(-1), dtype=np.int64)

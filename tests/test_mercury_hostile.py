@@ -166,7 +166,7 @@ def test_empty_batch_and_bad_arguments():
     with pytest.raises(ValueError):
         m.decode_batch([GOOD[0][0]], requests=GOOD[0][1], meter_ids=[1, 2])
     with pytest.raises(TypeError):
-        m.decode_batch([GOOD[0][0]], requests=GOOD[0][1], received_at=[1])
+        m.decode_batch([GOOD[0][0]], requests=GOOD[0][1], received_at=[1.5])  # floats: not a time
 
 
 def test_big_random_batch_bounded_time():

@@ -86,3 +86,27 @@ def test_error_hierarchy():
     assert e.offset == 5 and e.status == meterpoll.FrameStatus.CHECKSUM
     p = meterpoll.ProtocolExceptionError("illegal data address", 2, code=2)
     assert p.code == 2 and p.status == meterpoll.FrameStatus.PROTOCOL_EXCEPTION
+
+
+def test_received_ms_is_one_contract_for_every_decoder():
+    import datetime as dt
+
+    from meterpoll.bindings.readings import received_ms
+
+    t = np.datetime64("2026-11-22T01:02:03.456", "ms")
+    want = int(t.astype(np.int64))
+    assert received_ms(t, 3).tolist() == [want]
+    assert received_ms(want, 3).tolist() == [want]
+    assert received_ms(dt.datetime(2026, 11, 22, 1, 2, 3, 456000), 3).tolist() == [want]
+    aware = dt.datetime(2026, 11, 22, 2, 2, 3, 456000, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert received_ms(aware, 3).tolist() == [want]
+    per = received_ms(np.array([t, t + 1, t + 2]), 3)
+    assert per.dtype == np.int64 and per.tolist() == [want, want + 1, want + 2]
+    now = received_ms(None, 5)
+    assert now.shape == (1,) and abs(int(now[0]) - int(np.datetime64("now", "ms").astype(np.int64))) < 5000
+    with pytest.raises(ValueError, match="one per frame"):
+        received_ms(np.array([t, t]), 3)
+    with pytest.raises(TypeError, match="received_at"):
+        received_ms([1.5], 1)
+    with pytest.raises(TypeError):
+        received_ms("yesterday", 1)
