@@ -50,7 +50,10 @@ from meterpoll.ext._common cimport (cursor_t, cur_init, cur_left, cur_pos, cur_s
 from meterpoll.ext._crc cimport mp_crc16, MP_CRC16_X25, mp_crc_init_all
 from meterpoll.ext._frames cimport FrameBatch, frame_at
 from meterpoll.ext._readings cimport (reading_t, frame_status_t, reading_buf, rb_init, rb_reserve,
-                                      rb_push, rb_free, rb_to_array, new_frame_status)
+                                      rb_push, rb_free, rb_to_array, new_frame_status,
+    FS_OK, FS_CHECKSUM, FS_TRUNCATED, FS_BAD_LENGTH, FS_BAD_ADDRESS, FS_PROTOCOL_EXCEPTION,
+    FS_UNSUPPORTED, FS_BAD_FRAMING, FS_BAD_VALUE, FS_TOO_DEEP, FS_MISMATCH, FS_OUT_OF_MEMORY,
+    FS_NO_DATA, Q_OK, Q_CLOCK_INVALID)
 
 import collections
 
@@ -63,26 +66,9 @@ mp_crc_init_all()
 cdef extern from "Python.h":
     int _get_buffer "PyObject_GetBuffer"(object obj, Py_buffer* view, int flags) except -1
 
-# statuses (same numbers as ext/_readings.pxd FS_* / Q_*; repeated as C constants here)
+# frame statuses and qualities are the shared FS_* / Q_* of ext/_readings.pxd; one more, internal:
 cdef enum:
-    S_OK = 0
-    S_CHECKSUM = 1
-    S_TRUNCATED = 2
-    S_BAD_LENGTH = 3
-    S_BAD_ADDRESS = 4
-    S_PROTOCOL_EXCEPTION = 5
-    S_UNSUPPORTED = 6
-    S_BAD_FRAMING = 7
-    S_BAD_VALUE = 8
-    S_TOO_DEEP = 9
-    S_MISMATCH = 10
-    S_OUT_OF_MEMORY = 11
-    S_NO_DATA = 12
-    S_NEED_MORE = 100        # internal: a datablock transfer waits for its next block
-
-cdef enum:
-    QOK = 0
-    QCLOCK = 7
+    S_NEED_MORE = 100        # a datablock transfer waits for its next block
 
 MAX_DEPTH = 16
 cdef int C_MAX_DEPTH = 16
@@ -173,22 +159,22 @@ cdef int hdlc_parse(dec_t* d, const uint8_t* p, Py_ssize_t n, Py_ssize_t base, h
     cdef int k
     cdef uint8_t b
     if n < 1:
-        return fail(d, S_TRUNCATED, base, "empty frame")
+        return fail(d, FS_TRUNCATED, base, "empty frame")
     if p[0] != 0x7E:
-        return fail(d, S_BAD_FRAMING, base, "HDLC frame does not start with flag 0x7E")
+        return fail(d, FS_BAD_FRAMING, base, "HDLC frame does not start with flag 0x7E")
     if n < 3:
-        return fail(d, S_TRUNCATED, base + n, "HDLC frame ends inside the frame format field")
+        return fail(d, FS_TRUNCATED, base + n, "HDLC frame ends inside the frame format field")
     h.fmt = load_u16be(p + 1)
     if (h.fmt >> 12) != 0xA:
-        return fail(d, S_BAD_FRAMING, base + 1, "HDLC frame format type is not 0xA")
+        return fail(d, FS_BAD_FRAMING, base + 1, "HDLC frame format type is not 0xA")
     h.seg = (h.fmt >> 11) & 1
     L = h.fmt & 0x7FF
     if L < 7:
-        return fail(d, S_BAD_LENGTH, base + 1, "HDLC length field below the 7-byte minimum")
+        return fail(d, FS_BAD_LENGTH, base + 1, "HDLC length field below the 7-byte minimum")
     if n < L + 2:
-        return fail(d, S_TRUNCATED, base + n, "HDLC frame shorter than its length field")
+        return fail(d, FS_TRUNCATED, base + n, "HDLC frame shorter than its length field")
     if p[L + 1] != 0x7E:
-        return fail(d, S_BAD_FRAMING, base + L + 1, "HDLC frame does not end with flag 0x7E")
+        return fail(d, FS_BAD_FRAMING, base + L + 1, "HDLC frame does not end with flag 0x7E")
     h.flen = L + 2
     end = L - 1                  # index of the FCS (first byte)
     i = 3
@@ -196,7 +182,7 @@ cdef int hdlc_parse(dec_t* d, const uint8_t* p, Py_ssize_t n, Py_ssize_t base, h
     k = 0
     while True:
         if i >= end:
-            return fail(d, S_BAD_FRAMING, base + i, "HDLC destination address runs into the FCS")
+            return fail(d, FS_BAD_FRAMING, base + i, "HDLC destination address runs into the FCS")
         b = p[i]
         h.dst = (h.dst << 8) | b
         i += 1
@@ -204,15 +190,15 @@ cdef int hdlc_parse(dec_t* d, const uint8_t* p, Py_ssize_t n, Py_ssize_t base, h
         if b & 1:
             break
         if k == 4:
-            return fail(d, S_BAD_ADDRESS, base + i - 1, "HDLC destination address longer than 4 bytes")
+            return fail(d, FS_BAD_ADDRESS, base + i - 1, "HDLC destination address longer than 4 bytes")
     if k == 3:
-        return fail(d, S_BAD_ADDRESS, base + i - 1, "HDLC destination address of 3 bytes")
+        return fail(d, FS_BAD_ADDRESS, base + i - 1, "HDLC destination address of 3 bytes")
     h.dst_n = k
     h.src = 0
     k = 0
     while True:
         if i >= end:
-            return fail(d, S_BAD_FRAMING, base + i, "HDLC source address runs into the FCS")
+            return fail(d, FS_BAD_FRAMING, base + i, "HDLC source address runs into the FCS")
         b = p[i]
         h.src = (h.src << 8) | b
         i += 1
@@ -220,12 +206,12 @@ cdef int hdlc_parse(dec_t* d, const uint8_t* p, Py_ssize_t n, Py_ssize_t base, h
         if b & 1:
             break
         if k == 4:
-            return fail(d, S_BAD_ADDRESS, base + i - 1, "HDLC source address longer than 4 bytes")
+            return fail(d, FS_BAD_ADDRESS, base + i - 1, "HDLC source address longer than 4 bytes")
     if k == 3:
-        return fail(d, S_BAD_ADDRESS, base + i - 1, "HDLC source address of 3 bytes")
+        return fail(d, FS_BAD_ADDRESS, base + i - 1, "HDLC source address of 3 bytes")
     h.src_n = k
     if i >= end:
-        return fail(d, S_BAD_FRAMING, base + i, "HDLC frame has no control field")
+        return fail(d, FS_BAD_FRAMING, base + i, "HDLC frame has no control field")
     h.ctrl = p[i]
     i += 1
     h.fcs = load_u16le(p + end)
@@ -235,15 +221,15 @@ cdef int hdlc_parse(dec_t* d, const uint8_t* p, Py_ssize_t n, Py_ssize_t base, h
         h.hcs = 0
     else:
         if i + 2 > end:
-            return fail(d, S_BAD_LENGTH, base + i, "HDLC frame has one byte between control and FCS")
+            return fail(d, FS_BAD_LENGTH, base + i, "HDLC frame has one byte between control and FCS")
         h.hcs = load_u16le(p + i)
         if mp_crc16(&MP_CRC16_X25, p + 1, i - 1) != h.hcs:
-            return fail(d, S_CHECKSUM, base + i, "HDLC HCS does not match")
+            return fail(d, FS_CHECKSUM, base + i, "HDLC HCS does not match")
         h.info_off = i + 2
         h.info_n = end - (i + 2)
     if mp_crc16(&MP_CRC16_X25, p + 1, L - 2) != h.fcs:
-        return fail(d, S_CHECKSUM, base + end, "HDLC FCS does not match")
-    return S_OK
+        return fail(d, FS_CHECKSUM, base + end, "HDLC FCS does not match")
+    return FS_OK
 
 
 cdef inline Py_ssize_t next_frame_pos(const uint8_t* p, Py_ssize_t n, Py_ssize_t pos, Py_ssize_t flen) noexcept nogil:
@@ -259,20 +245,20 @@ cdef inline Py_ssize_t next_frame_pos(const uint8_t* p, Py_ssize_t n, Py_ssize_t
 # ---------------------------------------------------------------------------------------------
 
 cdef inline int rd_len(cursor_t* c, uint32_t* out) noexcept nogil:
-    """A-XDR length: 0 ok, else S_TRUNCATED / S_BAD_LENGTH."""
+    """A-XDR length: 0 ok, else FS_TRUNCATED / FS_BAD_LENGTH."""
     cdef uint8_t b, k
     cdef uint32_t v = 0
     if cur_u8(c, &b) < 0:
-        return S_TRUNCATED
+        return FS_TRUNCATED
     if b < 0x80:
         out[0] = b
         return 0
     k = b & 0x7F
     if k == 0 or k > 4:
         c.p -= 1
-        return S_BAD_LENGTH
+        return FS_BAD_LENGTH
     if cur_left(c) < k:
-        return S_TRUNCATED
+        return FS_TRUNCATED
     while k:
         v = (v << 8) | c.p[0]
         c.p += 1
@@ -313,23 +299,23 @@ cdef int skip_body(dec_t* d, cursor_t* c, uint8_t tag, int depth) noexcept nogil
     cdef int st
     if sz >= 0:
         if cur_skip(c, sz) < 0:
-            return fail(d, S_TRUNCATED, cur_pos(c), "A-XDR value ends early")
+            return fail(d, FS_TRUNCATED, cur_pos(c), "A-XDR value ends early")
         return 0
     if sz == -2:
         if tag == 0x13:
-            return fail(d, S_UNSUPPORTED, cur_pos(c) - 1, "A-XDR compact-array is not supported")
-        return fail(d, S_UNSUPPORTED, cur_pos(c) - 1, "unknown A-XDR type tag")
+            return fail(d, FS_UNSUPPORTED, cur_pos(c) - 1, "A-XDR compact-array is not supported")
+        return fail(d, FS_UNSUPPORTED, cur_pos(c) - 1, "unknown A-XDR type tag")
     st = rd_len(c, &n)
     if st:
         return fail(d, st, cur_pos(c), "bad A-XDR length")
     if tag == 0x01 or tag == 0x02:
         if depth >= C_MAX_DEPTH:
-            return fail(d, S_TOO_DEEP, cur_pos(c), "A-XDR nesting too deep")
+            return fail(d, FS_TOO_DEEP, cur_pos(c), "A-XDR nesting too deep")
         if <uint64_t>n > <uint64_t>cur_left(c):
-            return fail(d, S_TRUNCATED, cur_pos(c), "A-XDR array/structure longer than the data")
+            return fail(d, FS_TRUNCATED, cur_pos(c), "A-XDR array/structure longer than the data")
         for i in range(n):
             if cur_u8(c, &t) < 0:
-                return fail(d, S_TRUNCATED, cur_pos(c), "A-XDR array/structure ends early")
+                return fail(d, FS_TRUNCATED, cur_pos(c), "A-XDR array/structure ends early")
             st = skip_body(d, c, t, depth + 1)
             if st:
                 return st
@@ -339,7 +325,7 @@ cdef int skip_body(dec_t* d, cursor_t* c, uint8_t tag, int depth) noexcept nogil
     else:
         nb = n
     if nb > <uint64_t>cur_left(c):
-        return fail(d, S_TRUNCATED, cur_pos(c), "A-XDR string longer than the data")
+        return fail(d, FS_TRUNCATED, cur_pos(c), "A-XDR string longer than the data")
     c.p += nb
     return 0
 
@@ -351,64 +337,64 @@ cdef inline int rd_num(dec_t* d, cursor_t* c, uint8_t tag, double* out) noexcept
     cdef Py_ssize_t left = c.end - c.p
     if tag == 0x06:
         if left < 4:
-            return fail(d, S_TRUNCATED, cur_pos(c), "double-long-unsigned ends early")
+            return fail(d, FS_TRUNCATED, cur_pos(c), "double-long-unsigned ends early")
         out[0] = <double>load_u32be(q)
         c.p += 4
     elif tag == 0x12:
         if left < 2:
-            return fail(d, S_TRUNCATED, cur_pos(c), "long-unsigned ends early")
+            return fail(d, FS_TRUNCATED, cur_pos(c), "long-unsigned ends early")
         out[0] = <double>load_u16be(q)
         c.p += 2
     elif tag == 0x05:
         if left < 4:
-            return fail(d, S_TRUNCATED, cur_pos(c), "double-long ends early")
+            return fail(d, FS_TRUNCATED, cur_pos(c), "double-long ends early")
         out[0] = <double><int32_t>load_u32be(q)
         c.p += 4
     elif tag == 0x10:
         if left < 2:
-            return fail(d, S_TRUNCATED, cur_pos(c), "long ends early")
+            return fail(d, FS_TRUNCATED, cur_pos(c), "long ends early")
         out[0] = <double><int16_t>load_u16be(q)
         c.p += 2
     elif tag == 0x11 or tag == 0x16:
         if left < 1:
-            return fail(d, S_TRUNCATED, cur_pos(c), "unsigned/enum ends early")
+            return fail(d, FS_TRUNCATED, cur_pos(c), "unsigned/enum ends early")
         out[0] = <double>q[0]
         c.p += 1
     elif tag == 0x0F:
         if left < 1:
-            return fail(d, S_TRUNCATED, cur_pos(c), "integer ends early")
+            return fail(d, FS_TRUNCATED, cur_pos(c), "integer ends early")
         out[0] = <double><int8_t>q[0]
         c.p += 1
     elif tag == 0x03:
         if left < 1:
-            return fail(d, S_TRUNCATED, cur_pos(c), "boolean ends early")
+            return fail(d, FS_TRUNCATED, cur_pos(c), "boolean ends early")
         out[0] = 1.0 if q[0] else 0.0
         c.p += 1
     elif tag == 0x14:
         if left < 8:
-            return fail(d, S_TRUNCATED, cur_pos(c), "long64 ends early")
+            return fail(d, FS_TRUNCATED, cur_pos(c), "long64 ends early")
         out[0] = <double><int64_t>load_u64be(q)
         c.p += 8
     elif tag == 0x15:
         if left < 8:
-            return fail(d, S_TRUNCATED, cur_pos(c), "long64-unsigned ends early")
+            return fail(d, FS_TRUNCATED, cur_pos(c), "long64-unsigned ends early")
         out[0] = <double>load_u64be(q)
         c.p += 8
     elif tag == 0x17:
         if left < 4:
-            return fail(d, S_TRUNCATED, cur_pos(c), "float32 ends early")
+            return fail(d, FS_TRUNCATED, cur_pos(c), "float32 ends early")
         out[0] = <double>f32_from_bits(load_u32be(q))
         c.p += 4
     elif tag == 0x18:
         if left < 8:
-            return fail(d, S_TRUNCATED, cur_pos(c), "float64 ends early")
+            return fail(d, FS_TRUNCATED, cur_pos(c), "float64 ends early")
         out[0] = f64_from_bits(load_u64be(q))
         c.p += 8
     elif tag == 0x0D:
         if left < 1:
-            return fail(d, S_TRUNCATED, cur_pos(c), "bcd ends early")
+            return fail(d, FS_TRUNCATED, cur_pos(c), "bcd ends early")
         if (q[0] >> 4) > 9 or (q[0] & 0x0F) > 9:
-            return fail(d, S_BAD_VALUE, cur_pos(c), "bcd digit above 9")
+            return fail(d, FS_BAD_VALUE, cur_pos(c), "bcd digit above 9")
         out[0] = <double>((q[0] >> 4) * 10 + (q[0] & 0x0F))
         c.p += 1
     elif tag == 0x00:
@@ -461,71 +447,71 @@ cdef int data_readings(dec_t* d, const uint8_t* p, Py_ssize_t n) noexcept nogil:
     cdef const col_t* col
     cdef Py_ssize_t row_first, k
     cdef int64_t ts, prev_ts = 0, dtms
-    cdef int q, prev_q = QOK
+    cdef int q, prev_q = Q_OK
     cdef bint have_prev = False, have_ts
     cdef uint16_t rq
     cdef reading_t* rr
     cur_init(&c, p, n)
     if cur_u8(&c, &tag) < 0:
-        return fail(d, S_TRUNCATED, 0, "GET.response without data")
+        return fail(d, FS_TRUNCATED, 0, "GET.response without data")
     if r.col_count <= 0:
         st = rd_num(d, &c, tag, &v)
         if st == -1:
             if c.p != c.end:
-                return fail(d, S_BAD_LENGTH, cur_pos(&c), "bytes after the data")
-            return fail(d, S_NO_DATA, 0, "null-data")
+                return fail(d, FS_BAD_LENGTH, cur_pos(&c), "bytes after the data")
+            return fail(d, FS_NO_DATA, 0, "null-data")
         if st == -2:
             if tag == 0x01 or tag == 0x02:
-                return fail(d, S_MISMATCH, 0, "structured data for a register read: give columns")
-            return fail(d, S_MISMATCH, 0, "the value is not a number")
+                return fail(d, FS_MISMATCH, 0, "structured data for a register read: give columns")
+            return fail(d, FS_MISMATCH, 0, "the value is not a number")
         if st != 0:
             return st
         if c.p != c.end:
-            return fail(d, S_BAD_LENGTH, cur_pos(&c), "bytes after the data")
-        if rb_push(d.rb, r.meter, r.obis, r.now_ms, scale(v, r.scaler), r.unit, QOK) < 0:
-            return fail(d, S_OUT_OF_MEMORY, 0, "out of memory")
-        return S_OK
+            return fail(d, FS_BAD_LENGTH, cur_pos(&c), "bytes after the data")
+        if rb_push(d.rb, r.meter, r.obis, r.now_ms, scale(v, r.scaler), r.unit, Q_OK) < 0:
+            return fail(d, FS_OUT_OF_MEMORY, 0, "out of memory")
+        return FS_OK
     # profile buffer
     if r.col_start < 0 or <int64_t>r.col_start + r.col_count > d.ncols_total:
-        return fail(d, S_MISMATCH, 0, "column set out of range")
+        return fail(d, FS_MISMATCH, 0, "column set out of range")
     cols = d.cols + r.col_start
     ncols = r.col_count
     if tag != 0x01:
-        return fail(d, S_MISMATCH, 0, "profile columns given but the data is not an array")
+        return fail(d, FS_MISMATCH, 0, "profile columns given but the data is not an array")
     st = rd_len(&c, &rows)
     if st:
         return fail(d, st, cur_pos(&c), "bad array length")
     if <uint64_t>rows * <uint64_t>(2 + ncols) > <uint64_t>cur_left(&c):
         # a row takes at least 2 + ncols bytes (02 count, one byte per element): this bounds
         # the reservation below by the input size
-        return fail(d, S_TRUNCATED, cur_pos(&c), "profile array longer than the data")
+        return fail(d, FS_TRUNCATED, cur_pos(&c), "profile array longer than the data")
     if rb_reserve(d.rb, <Py_ssize_t>rows * ncols) < 0:
-        return fail(d, S_OUT_OF_MEMORY, 0, "out of memory")
+        return fail(d, FS_OUT_OF_MEMORY, 0, "out of memory")
     for row in range(rows):
         if cur_u8(&c, &t) < 0:
-            return fail(d, S_TRUNCATED, cur_pos(&c), "profile row missing")
+            return fail(d, FS_TRUNCATED, cur_pos(&c), "profile row missing")
         if t != 0x02:
-            return fail(d, S_MISMATCH, cur_pos(&c) - 1, "profile row is not a structure")
+            return fail(d, FS_MISMATCH, cur_pos(&c) - 1, "profile row is not a structure")
         st = rd_len(&c, &cnt)
         if st:
             return fail(d, st, cur_pos(&c), "bad structure length")
         if cnt != <uint32_t>ncols:
-            return fail(d, S_MISMATCH, cur_pos(&c), "profile row has another number of columns")
+            return fail(d, FS_MISMATCH, cur_pos(&c), "profile row has another number of columns")
         row_first = d.rb.n
         have_ts = False
         ts = r.now_ms
-        q = QCLOCK
+        q = Q_CLOCK_INVALID
         for j in range(cnt):
             col = cols + j
             if cur_u8(&c, &t) < 0:
-                return fail(d, S_TRUNCATED, cur_pos(&c), "profile row ends early")
+                return fail(d, FS_TRUNCATED, cur_pos(&c), "profile row ends early")
             if col.kind == 0:
                 st = rd_num(d, &c, t, &v)
                 if st == 0:
-                    if rb_push(d.rb, r.meter, col.obis, 0, scale(v, col.scaler), col.unit, QOK) < 0:
-                        return fail(d, S_OUT_OF_MEMORY, 0, "out of memory")
+                    if rb_push(d.rb, r.meter, col.obis, 0, scale(v, col.scaler), col.unit, Q_OK) < 0:
+                        return fail(d, FS_OUT_OF_MEMORY, 0, "out of memory")
                 elif st == -2:
-                    return fail(d, S_MISMATCH, cur_pos(&c) - 1, "profile value column holds a non-numeric type")
+                    return fail(d, FS_MISMATCH, cur_pos(&c) - 1, "profile value column holds a non-numeric type")
                 elif st != -1:
                     return st
             elif col.kind == 1:
@@ -534,56 +520,56 @@ cdef int data_readings(dec_t* d, const uint8_t* p, Py_ssize_t n) noexcept nogil:
                     dts = 1
                 elif t == 0x09:
                     if cur_left(&c) < 1:
-                        return fail(d, S_TRUNCATED, cur_pos(&c), "clock ends early")
+                        return fail(d, FS_TRUNCATED, cur_pos(&c), "clock ends early")
                     if c.p[0] != 12:
-                        return fail(d, S_BAD_VALUE, cur_pos(&c), "clock octet-string is not 12 bytes")
+                        return fail(d, FS_BAD_VALUE, cur_pos(&c), "clock octet-string is not 12 bytes")
                     if cur_left(&c) < 13:
-                        return fail(d, S_TRUNCATED, cur_pos(&c), "clock ends early")
+                        return fail(d, FS_TRUNCATED, cur_pos(&c), "clock ends early")
                     dts = dt_parse(c.p + 1, r.dev_default, &dtms, &cstat)
                     c.p += 13
                 elif t == 0x19:
                     if cur_left(&c) < 12:
-                        return fail(d, S_TRUNCATED, cur_pos(&c), "clock ends early")
+                        return fail(d, FS_TRUNCATED, cur_pos(&c), "clock ends early")
                     dts = dt_parse(c.p, r.dev_default, &dtms, &cstat)
                     c.p += 12
                 else:
-                    return fail(d, S_MISMATCH, cur_pos(&c) - 1, "clock column is not a date-time")
+                    return fail(d, FS_MISMATCH, cur_pos(&c) - 1, "clock column is not a date-time")
                 if dts == 0 and (cstat == 0xFF or (cstat & 0x09) == 0):
                     ts = dtms
-                    q = QCLOCK if (cstat != 0xFF and (cstat & 0x02)) else QOK
+                    q = Q_CLOCK_INVALID if (cstat != 0xFF and (cstat & 0x02)) else Q_OK
                 elif dts == 1 and have_prev and r.period_ms > 0:
                     ts = prev_ts + r.period_ms
                     q = prev_q
                 else:
                     ts = r.now_ms
-                    q = QCLOCK
+                    q = Q_CLOCK_INVALID
             else:
                 st = skip_body(d, &c, t, 1)
                 if st:
                     return st
         if have_ts:
-            if q == QOK or ts != r.now_ms:
+            if q == Q_OK or ts != r.now_ms:
                 have_prev = True
                 prev_ts = ts
                 prev_q = q
             else:
                 have_prev = False
         else:
-            q = QOK
+            q = Q_OK
         rq = <uint16_t>q
         rr = d.rb.data
         for k in range(row_first, d.rb.n):
             rr[k].ts = ts
             rr[k].status = rq
     if c.p != c.end:
-        return fail(d, S_BAD_LENGTH, cur_pos(&c), "bytes after the profile buffer")
-    return S_OK
+        return fail(d, FS_BAD_LENGTH, cur_pos(&c), "bytes after the profile buffer")
+    return FS_OK
 
 
 cdef inline int data_status(dec_t* d, const uint8_t* p, Py_ssize_t n, Py_ssize_t base) noexcept nogil:
     """data_readings with error offsets moved to the item (base < 0: reassembled data)."""
     cdef int st = data_readings(d, p, n)
-    if st != S_OK and st != S_NO_DATA:
+    if st != FS_OK and st != FS_NO_DATA:
         d.off = d.off + base if base >= 0 else d.map_off
     return st
 
@@ -592,7 +578,7 @@ cdef int clock_quality(int dts, uint8_t cstat) noexcept nogil:
     """-1 when the date-time is unusable, else the reading quality it gives."""
     if dts != 0 or (cstat != 0xFF and (cstat & 0x09)):
         return -1
-    return QCLOCK if (cstat != 0xFF and (cstat & 0x02)) else QOK
+    return Q_CLOCK_INVALID if (cstat != 0xFF and (cstat & 0x02)) else Q_OK
 
 
 cdef int push_readings(dec_t* d, const uint8_t* p, Py_ssize_t n, int64_t ts, int q) noexcept nogil:
@@ -610,23 +596,23 @@ cdef int push_readings(dec_t* d, const uint8_t* p, Py_ssize_t n, int64_t ts, int
     cdef double v
     cdef bint isnum
     cdef int64_t clock_ts = -1, dtms
-    cdef int clock_q = QOK
+    cdef int clock_q = Q_OK
     cdef bint clock_seen = False
     cdef Py_ssize_t first = d.rb.n, i
     cdef const uint8_t* q0
     cur_init(&c, p, n)
     if cur_u8(&c, &tag) < 0:
-        return fail(d, S_TRUNCATED, 0, "notification body missing")
+        return fail(d, FS_TRUNCATED, 0, "notification body missing")
     if tag != 0x01 and tag != 0x02:
-        return fail(d, S_UNSUPPORTED, 0, "notification body is not a list")
+        return fail(d, FS_UNSUPPORTED, 0, "notification body is not a list")
     st = rd_len(&c, &cnt)
     if st:
         return fail(d, st, cur_pos(&c), "bad list length")
     if <uint64_t>cnt > <uint64_t>cur_left(&c):
-        return fail(d, S_TRUNCATED, cur_pos(&c), "list longer than the data")
+        return fail(d, FS_TRUNCATED, cur_pos(&c), "list longer than the data")
     for k in range(cnt):
         if cur_u8(&c, &t) < 0:
-            return fail(d, S_TRUNCATED, cur_pos(&c), "list element missing")
+            return fail(d, FS_TRUNCATED, cur_pos(&c), "list element missing")
         q0 = c.p
         if t != 0x02 or cur_left(&c) < 9 or (c.p[0] != 2 and c.p[0] != 3) or c.p[1] != 0x09 or c.p[2] != 6:
             st = skip_body(d, &c, t, 1)
@@ -637,7 +623,7 @@ cdef int push_readings(dec_t* d, const uint8_t* p, Py_ssize_t n, int64_t ts, int
         ob = obis_from_bytes(c.p + 3)
         c.p += 9
         if cur_u8(&c, &t2) < 0:
-            return fail(d, S_TRUNCATED, cur_pos(&c), "push element value missing")
+            return fail(d, FS_TRUNCATED, cur_pos(&c), "push element value missing")
         isnum = False
         if t2 == 0x09 and cur_left(&c) >= 13 and c.p[0] == 12 and ob == 0x0000010000FF:
             dts = dt_parse(c.p + 1, d.r.dev_default, &dtms, &cstat)
@@ -666,28 +652,28 @@ cdef int push_readings(dec_t* d, const uint8_t* p, Py_ssize_t n, int64_t ts, int
                 c.p += 6
             else:
                 if cur_u8(&c, &t2) < 0:
-                    return fail(d, S_TRUNCATED, cur_pos(&c), "push element scaler_unit missing")
+                    return fail(d, FS_TRUNCATED, cur_pos(&c), "push element scaler_unit missing")
                 st = skip_body(d, &c, t2, 2)
                 if st:
                     return st
         if isnum:
-            if rb_push(d.rb, d.r.meter, ob, 0, scale(v, scaler), unit, QOK) < 0:
-                return fail(d, S_OUT_OF_MEMORY, 0, "out of memory")
+            if rb_push(d.rb, d.r.meter, ob, 0, scale(v, scaler), unit, Q_OK) < 0:
+                return fail(d, FS_OUT_OF_MEMORY, 0, "out of memory")
     if c.p != c.end:
-        return fail(d, S_BAD_LENGTH, cur_pos(&c), "bytes after the notification body")
+        return fail(d, FS_BAD_LENGTH, cur_pos(&c), "bytes after the notification body")
     if ts < 0:
         if clock_ts >= 0:
             ts = clock_ts
             q = clock_q
         else:
             ts = d.r.now_ms
-            q = QCLOCK if clock_seen else QOK
+            q = Q_CLOCK_INVALID if clock_seen else Q_OK
     for i in range(first, d.rb.n):
         d.rb.data[i].ts = ts
         d.rb.data[i].status = <uint16_t>q
     if d.rb.n == first:
-        return fail(d, S_NO_DATA, 0, "notification without numeric values")
-    return S_OK
+        return fail(d, FS_NO_DATA, 0, "notification without numeric values")
+    return FS_OK
 
 
 # ---------------------------------------------------------------------------------------------
@@ -700,28 +686,28 @@ cdef int notification_readings(dec_t* d, const uint8_t* a, Py_ssize_t an, Py_ssi
     cdef Py_ssize_t pos = 5
     cdef int64_t ts = -1, dtms
     cdef uint8_t cstat
-    cdef int q = QOK, dts, st
+    cdef int q = Q_OK, dts, st
     if an < 6:
-        return fail(d, S_TRUNCATED, d.map_off if base < 0 else base + an, "DataNotification header ends early")
+        return fail(d, FS_TRUNCATED, d.map_off if base < 0 else base + an, "DataNotification header ends early")
     if a[5] == 0x09 and an >= 7 and a[6] == 12:
         pos = 6
     if a[pos] == 0:
         pos += 1
     elif a[pos] == 12:
         if an < pos + 13:
-            return fail(d, S_TRUNCATED, d.map_off if base < 0 else base + an, "DataNotification date-time ends early")
+            return fail(d, FS_TRUNCATED, d.map_off if base < 0 else base + an, "DataNotification date-time ends early")
         dts = dt_parse(a + pos + 1, d.r.dev_default, &dtms, &cstat)
         q = clock_quality(dts, cstat)
         if q >= 0:
             ts = dtms
         else:
             ts = d.r.now_ms
-            q = QCLOCK
+            q = Q_CLOCK_INVALID
         pos += 13
     else:
-        return fail(d, S_BAD_VALUE, d.map_off if base < 0 else base + pos, "DataNotification date-time is not 00 or 0C")
+        return fail(d, FS_BAD_VALUE, d.map_off if base < 0 else base + pos, "DataNotification date-time is not 00 or 0C")
     st = push_readings(d, a + pos, an - pos, ts, q)
-    if st != S_OK and st != S_NO_DATA:
+    if st != FS_OK and st != FS_NO_DATA:
         d.off = d.off + base + pos if base >= 0 else d.map_off
     return st
 
@@ -736,53 +722,53 @@ cdef int apdu_readings(dec_t* d, const uint8_t* a, Py_ssize_t an, Py_ssize_t bas
     cdef Py_ssize_t b0 = base if base >= 0 else 0
     cur_init(&c, a, an)
     if an < 1:
-        return fail(d, S_TRUNCATED, d.map_off if base < 0 else base, "empty APDU")
+        return fail(d, FS_TRUNCATED, d.map_off if base < 0 else base, "empty APDU")
     tag = a[0]
     if tag == 0xC4:
         if an < 4:
-            return fail(d, S_TRUNCATED, d.map_off if base < 0 else base + an, "GET.response header ends early")
+            return fail(d, FS_TRUNCATED, d.map_off if base < 0 else base + an, "GET.response header ends early")
         kind = a[1]
         iip = a[2]
         if d.r.invoke >= 0 and (iip & 0x0F) != d.r.invoke:
-            return fail(d, S_MISMATCH, d.map_off if base < 0 else base + 2, "invoke id does not match the request")
+            return fail(d, FS_MISMATCH, d.map_off if base < 0 else base + 2, "invoke id does not match the request")
         if kind == 0x01:
             if a[3] == 0:
                 return data_status(d, a + 4, an - 4, base + 4 if base >= 0 else -1)
             if a[3] == 1:
                 if an < 5:
-                    return fail(d, S_TRUNCATED, d.map_off if base < 0 else base + an, "data-access-result missing")
+                    return fail(d, FS_TRUNCATED, d.map_off if base < 0 else base + an, "data-access-result missing")
                 d.code = a[4]
-                return fail(d, S_PROTOCOL_EXCEPTION, d.map_off if base < 0 else base + 4, "data-access-result error")
-            return fail(d, S_BAD_VALUE, d.map_off if base < 0 else base + 3, "GET.response result choice not 0/1")
+                return fail(d, FS_PROTOCOL_EXCEPTION, d.map_off if base < 0 else base + 4, "data-access-result error")
+            return fail(d, FS_BAD_VALUE, d.map_off if base < 0 else base + 3, "GET.response result choice not 0/1")
         if kind == 0x02:
             if an < 9:
-                return fail(d, S_TRUNCATED, d.map_off if base < 0 else base + an, "datablock header ends early")
+                return fail(d, FS_TRUNCATED, d.map_off if base < 0 else base + an, "datablock header ends early")
             last = a[3]
             blk = load_u32be(a + 4)
             choice = a[8]
             if d.blk_no >= 0 and <int64_t>blk != d.blk_no + 1:
-                return fail(d, S_MISMATCH, d.map_off if base < 0 else base + 4, "datablock number out of sequence")
+                return fail(d, FS_MISMATCH, d.map_off if base < 0 else base + 4, "datablock number out of sequence")
             d.blk_no = blk
             if choice == 1:
                 if an < 10:
-                    return fail(d, S_TRUNCATED, d.map_off if base < 0 else base + an, "data-access-result missing")
+                    return fail(d, FS_TRUNCATED, d.map_off if base < 0 else base + an, "data-access-result missing")
                 d.code = a[9]
-                return fail(d, S_PROTOCOL_EXCEPTION, d.map_off if base < 0 else base + 9, "datablock data-access-result error")
+                return fail(d, FS_PROTOCOL_EXCEPTION, d.map_off if base < 0 else base + 9, "datablock data-access-result error")
             if choice != 0:
-                return fail(d, S_BAD_VALUE, d.map_off if base < 0 else base + 8, "datablock result choice not 0/1")
+                return fail(d, FS_BAD_VALUE, d.map_off if base < 0 else base + 8, "datablock result choice not 0/1")
             c.p = a + 9
             st = rd_len(&c, &rawlen)
             if st:
                 return fail(d, st, d.map_off if base < 0 else base + cur_pos(&c), "bad raw-data length")
             if <uint64_t>rawlen > <uint64_t>cur_left(&c):
-                return fail(d, S_TRUNCATED, d.map_off if base < 0 else base + an, "raw-data longer than the APDU")
+                return fail(d, FS_TRUNCATED, d.map_off if base < 0 else base + an, "raw-data longer than the APDU")
             if <uint64_t>rawlen < <uint64_t>cur_left(&c):
-                return fail(d, S_BAD_LENGTH, d.map_off if base < 0 else base + cur_pos(&c) + rawlen, "bytes after the raw data")
+                return fail(d, FS_BAD_LENGTH, d.map_off if base < 0 else base + cur_pos(&c) + rawlen, "bytes after the raw data")
             if last and d.blk_n == 0:
                 # the whole transfer in one block: decode in place
                 return data_status(d, c.p, rawlen, base + cur_pos(&c) if base >= 0 else -1)
             if grow(&d.blk, &d.blk_cap, d.blk_n + rawlen) < 0:
-                return fail(d, S_OUT_OF_MEMORY, 0, "out of memory")
+                return fail(d, FS_OUT_OF_MEMORY, 0, "out of memory")
             memcpy(d.blk + d.blk_n, c.p, rawlen)
             d.blk_n += rawlen
             if not last:
@@ -790,21 +776,21 @@ cdef int apdu_readings(dec_t* d, const uint8_t* a, Py_ssize_t an, Py_ssize_t bas
             d.map_off = base if base >= 0 else d.map_off
             return data_status(d, d.blk, d.blk_n, -1)
         if kind == 0x03:
-            return fail(d, S_UNSUPPORTED, d.map_off if base < 0 else base + 1, "GET.response-with-list: use decode_data")
-        return fail(d, S_UNSUPPORTED, d.map_off if base < 0 else base + 1, "unknown GET.response type")
+            return fail(d, FS_UNSUPPORTED, d.map_off if base < 0 else base + 1, "GET.response-with-list: use decode_data")
+        return fail(d, FS_UNSUPPORTED, d.map_off if base < 0 else base + 1, "unknown GET.response type")
     if tag == 0x0F:
         return notification_readings(d, a, an, base)
     if tag == 0xD8:
         if an < 3:
-            return fail(d, S_TRUNCATED, d.map_off if base < 0 else base + an, "exception-response ends early")
+            return fail(d, FS_TRUNCATED, d.map_off if base < 0 else base + an, "exception-response ends early")
         d.code = (a[1] << 8) | a[2]
-        return fail(d, S_PROTOCOL_EXCEPTION, d.map_off if base < 0 else base, "exception-response")
+        return fail(d, FS_PROTOCOL_EXCEPTION, d.map_off if base < 0 else base, "exception-response")
     if tag == 0x0E:
         if an < 4:
-            return fail(d, S_TRUNCATED, d.map_off if base < 0 else base + an, "confirmed-service-error ends early")
+            return fail(d, FS_TRUNCATED, d.map_off if base < 0 else base + an, "confirmed-service-error ends early")
         d.code = (a[2] << 8) | a[3]
-        return fail(d, S_PROTOCOL_EXCEPTION, d.map_off if base < 0 else base, "confirmed-service-error")
-    return fail(d, S_UNSUPPORTED, d.map_off if base < 0 else base, "APDU is not a GET.response")
+        return fail(d, FS_PROTOCOL_EXCEPTION, d.map_off if base < 0 else base, "confirmed-service-error")
+    return fail(d, FS_UNSUPPORTED, d.map_off if base < 0 else base, "APDU is not a GET.response")
 
 
 cdef int item_readings(dec_t* d, const uint8_t* p, Py_ssize_t n) noexcept nogil:
@@ -823,7 +809,7 @@ cdef int item_readings(dec_t* d, const uint8_t* p, Py_ssize_t n) noexcept nogil:
     d.code = 0
     d.map_off = 0
     if n == 0:
-        return fail(d, S_TRUNCATED, 0, "empty frame")
+        return fail(d, FS_TRUNCATED, 0, "empty frame")
     if framing == 0:
         if p[0] == 0x7E:
             framing = 1
@@ -834,56 +820,56 @@ cdef int item_readings(dec_t* d, const uint8_t* p, Py_ssize_t n) noexcept nogil:
     if framing == 3:
         st = apdu_readings(d, p, n, 0)
         if st == S_NEED_MORE:
-            return fail(d, S_TRUNCATED, n, "datablock transfer incomplete (last-block = 0)")
+            return fail(d, FS_TRUNCATED, n, "datablock transfer incomplete (last-block = 0)")
         return st
     if framing == 2:
         while True:
             if n - pos < 8:
-                return fail(d, S_TRUNCATED, n, "wrapper header ends early")
+                return fail(d, FS_TRUNCATED, n, "wrapper header ends early")
             if load_u16be(p + pos) != 1:
-                return fail(d, S_BAD_FRAMING, pos, "wrapper version is not 1")
+                return fail(d, FS_BAD_FRAMING, pos, "wrapper version is not 1")
             ln = load_u16be(p + pos + 6)
             if n - pos - 8 < ln:
-                return fail(d, S_TRUNCATED, n, "wrapper APDU shorter than its length field")
+                return fail(d, FS_TRUNCATED, n, "wrapper APDU shorter than its length field")
             d.map_off = pos
             st = apdu_readings(d, p + pos + 8, ln, pos + 8)
             pos += 8 + ln
             if st != S_NEED_MORE:
-                if st == S_OK and pos != n:
-                    return fail(d, S_BAD_LENGTH, pos, "bytes after the wrapper message")
+                if st == FS_OK and pos != n:
+                    return fail(d, FS_BAD_LENGTH, pos, "bytes after the wrapper message")
                 return st
             if pos >= n:
-                return fail(d, S_TRUNCATED, n, "datablock transfer incomplete (last-block = 0)")
+                return fail(d, FS_TRUNCATED, n, "datablock transfer incomplete (last-block = 0)")
     # HDLC
     while True:
         st = hdlc_parse(d, p + pos, n - pos, pos, &h)
         if st:
             return st
         if d.r.exp_dst != 0 and h.dst != d.r.exp_dst:
-            return fail(d, S_BAD_ADDRESS, pos + 3, "HDLC destination is not the requesting client")
+            return fail(d, FS_BAD_ADDRESS, pos + 3, "HDLC destination is not the requesting client")
         if d.r.exp_src != 0 and h.src != d.r.exp_src:
-            return fail(d, S_BAD_ADDRESS, pos + 3 + h.dst_n, "HDLC source is not the addressed server")
+            return fail(d, FS_BAD_ADDRESS, pos + 3 + h.dst_n, "HDLC source is not the addressed server")
         c = h.ctrl
         if (c & 0x01) == 0 or (c & 0xEF) == 0x03:        # I-frame or UI
             if h.info_off < 0:
-                return fail(d, S_NO_DATA, pos, "I-frame without information field")
+                return fail(d, FS_NO_DATA, pos, "I-frame without information field")
             info = p + pos + h.info_off
             info_n = h.info_n
             if not in_seg:
                 if info_n < 3 or info[0] != 0xE6 or (info[1] != 0xE7 and info[1] != 0xE6) or info[2] != 0:
-                    return fail(d, S_BAD_FRAMING, pos + h.info_off, "LLC header E6 E7 00 missing")
+                    return fail(d, FS_BAD_FRAMING, pos + h.info_off, "LLC header E6 E7 00 missing")
                 info += 3
                 info_n -= 3
             if h.seg or in_seg:
                 if grow(&d.seg, &d.seg_cap, d.seg_n + info_n) < 0:
-                    return fail(d, S_OUT_OF_MEMORY, 0, "out of memory")
+                    return fail(d, FS_OUT_OF_MEMORY, 0, "out of memory")
                 memcpy(d.seg + d.seg_n, info, info_n)
                 d.seg_n += info_n
             if h.seg:
                 in_seg = True
                 pos = next_frame_pos(p, n, pos, h.flen)
                 if pos >= n:
-                    return fail(d, S_TRUNCATED, n, "segmented HDLC frame without its last segment")
+                    return fail(d, FS_TRUNCATED, n, "segmented HDLC frame without its last segment")
                 continue
             if in_seg:
                 in_seg = False
@@ -895,18 +881,18 @@ cdef int item_readings(dec_t* d, const uint8_t* p, Py_ssize_t n) noexcept nogil:
                 st = apdu_readings(d, info, info_n, <Py_ssize_t>(info - p))
             pos = next_frame_pos(p, n, pos, h.flen)
             if st != S_NEED_MORE:
-                if st == S_OK and pos < n:
-                    return fail(d, S_BAD_LENGTH, pos, "bytes after the response frame")
+                if st == FS_OK and pos < n:
+                    return fail(d, FS_BAD_LENGTH, pos, "bytes after the response frame")
                 return st
             if pos >= n:
-                return fail(d, S_TRUNCATED, n, "datablock transfer incomplete (last-block = 0)")
+                return fail(d, FS_TRUNCATED, n, "datablock transfer incomplete (last-block = 0)")
             continue
         if (c & 0xEF) == 0x0F or (c & 0xEF) == 0x87:       # DM, FRMR
             d.code = c
-            return fail(d, S_PROTOCOL_EXCEPTION, pos + 3 + h.dst_n + h.src_n, "HDLC DM/FRMR from the meter")
+            return fail(d, FS_PROTOCOL_EXCEPTION, pos + 3 + h.dst_n + h.src_n, "HDLC DM/FRMR from the meter")
         if (c & 0x03) == 0x01 or (c & 0xEF) == 0x63:       # RR/RNR/REJ, UA
-            return fail(d, S_NO_DATA, pos, "HDLC frame without data (RR/RNR/UA)")
-        return fail(d, S_UNSUPPORTED, pos + 3 + h.dst_n + h.src_n, "unexpected HDLC control field")
+            return fail(d, FS_NO_DATA, pos, "HDLC frame without data (RR/RNR/UA)")
+        return fail(d, FS_UNSUPPORTED, pos + 3 + h.dst_n + h.src_n, "unexpected HDLC control field")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -982,18 +968,18 @@ def decode_batch(FrameBatch batch, reqs, cols, bint want_reasons=False):
             d.off = -1
             d.code = 0
             if not frame_at(batch, i, &p, &n):
-                st = S_BAD_LENGTH
+                st = FS_BAD_LENGTH
                 d.off = -1
                 d.why = "frame offsets point outside the batch buffer"
             else:
                 st = item_readings(&d, p, n)
-            if st != S_OK:
+            if st != FS_OK:
                 rb.n = first
-                if st == S_NO_DATA:
+                if st == FS_NO_DATA:
                     d.off = -1
             fs[i].status = <uint8_t>st
             fs[i].code = <uint16_t>d.code
-            fs[i].offset = <int32_t>(d.off if st != S_OK else -1)
+            fs[i].offset = <int32_t>(d.off if st != FS_OK else -1)
             fs[i].count = <uint32_t>(rb.n - first)
             if whys != NULL:
                 whys[i] = d.why
@@ -1066,12 +1052,12 @@ def split_frames(data):
                 consumed = pos
                 continue
             st = hdlc_parse(&d, p + pos, n - pos, 0, &h)
-            if st == S_OK:
+            if st == FS_OK:
                 spans.append((pos, pos + h.flen))
                 pos = next_frame_pos(p, n, pos, h.flen)
                 consumed = pos
                 continue
-            if st == S_TRUNCATED and _plausible_partial(p + pos, n - pos):
+            if st == FS_TRUNCATED and _plausible_partial(p + pos, n - pos):
                 break            # keep the partial frame for the next read
             pos += 1
             consumed = pos
@@ -1133,7 +1119,7 @@ def item_apdu(data, int framing=0):
         n = view.len
         dec_init(&d, NULL, NULL, 0)
         if n == 0:
-            raise DlmsDecodeError(S_TRUNCATED, 0, "empty frame", 0)
+            raise DlmsDecodeError(FS_TRUNCATED, 0, "empty frame", 0)
         if framing == 0:
             framing = 1 if p[0] == 0x7E else (2 if n >= 2 and p[0] == 0 and p[1] == 1 else 3)
         if framing == 3:
@@ -1141,12 +1127,12 @@ def item_apdu(data, int framing=0):
         elif framing == 2:
             while pos < n:
                 if n - pos < 8:
-                    raise DlmsDecodeError(S_TRUNCATED, n, "wrapper header ends early", 0)
+                    raise DlmsDecodeError(FS_TRUNCATED, n, "wrapper header ends early", 0)
                 if load_u16be(p + pos) != 1:
-                    raise DlmsDecodeError(S_BAD_FRAMING, pos, "wrapper version is not 1", 0)
+                    raise DlmsDecodeError(FS_BAD_FRAMING, pos, "wrapper version is not 1", 0)
                 ln = load_u16be(p + pos + 6)
                 if n - pos - 8 < ln:
-                    raise DlmsDecodeError(S_TRUNCATED, n, "wrapper APDU shorter than its length field", 0)
+                    raise DlmsDecodeError(FS_TRUNCATED, n, "wrapper APDU shorter than its length field", 0)
                 apdus.append(PyBytes_FromStringAndSize(<const char*>p + pos + 8, ln))
                 pos += 8 + ln
         else:
@@ -1159,7 +1145,7 @@ def item_apdu(data, int framing=0):
                     info = PyBytes_FromStringAndSize(<const char*>p + pos + h.info_off, h.info_n)
                     if not in_seg:
                         if len(info) < 3 or info[0] != 0xE6 or info[1] not in (0xE6, 0xE7) or info[2] != 0:
-                            raise DlmsDecodeError(S_BAD_FRAMING, pos + h.info_off, "LLC header E6 E7 00 missing", 0)
+                            raise DlmsDecodeError(FS_BAD_FRAMING, pos + h.info_off, "LLC header E6 E7 00 missing", 0)
                         info = info[3:]
                     cur.append(info)
                     in_seg = bool(h.seg)
@@ -1168,15 +1154,15 @@ def item_apdu(data, int framing=0):
                         cur = []
                 pos = next_frame_pos(p, n, pos, h.flen)
             if in_seg:
-                raise DlmsDecodeError(S_TRUNCATED, n, "segmented HDLC frame without its last segment", 0)
+                raise DlmsDecodeError(FS_TRUNCATED, n, "segmented HDLC frame without its last segment", 0)
     finally:
         PyBuffer_Release(&view)
     if not apdus:
-        raise DlmsDecodeError(S_NO_DATA, -1, "no information field", 0)
+        raise DlmsDecodeError(FS_NO_DATA, -1, "no information field", 0)
     if all(len(a) >= 2 and a[0] == 0xC4 and a[1] == 0x02 for a in apdus):
         return "data", _join_blocks(apdus)
     if len(apdus) != 1:
-        raise DlmsDecodeError(S_BAD_LENGTH, -1, "more than one APDU in the item", 0)
+        raise DlmsDecodeError(FS_BAD_LENGTH, -1, "more than one APDU in the item", 0)
     return "apdu", apdus[0]
 
 
@@ -1185,41 +1171,41 @@ def _join_blocks(apdus):
     prev = None
     for k, a in enumerate(apdus):
         if len(a) < 9:
-            raise DlmsDecodeError(S_TRUNCATED, -1, "datablock header ends early", 0)
+            raise DlmsDecodeError(FS_TRUNCATED, -1, "datablock header ends early", 0)
         last = a[3]
         blk = int.from_bytes(a[4:8], "big")
         if prev is not None and blk != prev + 1:
-            raise DlmsDecodeError(S_MISMATCH, -1, "datablock number out of sequence", 0)
+            raise DlmsDecodeError(FS_MISMATCH, -1, "datablock number out of sequence", 0)
         prev = blk
         if a[8] == 1:
-            raise DlmsDecodeError(S_PROTOCOL_EXCEPTION, -1, "datablock data-access-result error",
+            raise DlmsDecodeError(FS_PROTOCOL_EXCEPTION, -1, "datablock data-access-result error",
                                   a[9] if len(a) > 9 else 0)
         if a[8] != 0:
-            raise DlmsDecodeError(S_BAD_VALUE, -1, "datablock result choice not 0/1", 0)
+            raise DlmsDecodeError(FS_BAD_VALUE, -1, "datablock result choice not 0/1", 0)
         ln, pos = _py_len(a, 9)
         if pos + ln > len(a):
-            raise DlmsDecodeError(S_TRUNCATED, -1, "raw-data longer than the APDU", 0)
+            raise DlmsDecodeError(FS_TRUNCATED, -1, "raw-data longer than the APDU", 0)
         if pos + ln < len(a):
-            raise DlmsDecodeError(S_BAD_LENGTH, -1, "bytes after the raw data", 0)
+            raise DlmsDecodeError(FS_BAD_LENGTH, -1, "bytes after the raw data", 0)
         parts.append(a[pos:pos + ln])
         if last and k != len(apdus) - 1:
-            raise DlmsDecodeError(S_BAD_LENGTH, -1, "blocks after the last block", 0)
+            raise DlmsDecodeError(FS_BAD_LENGTH, -1, "blocks after the last block", 0)
         if not last and k == len(apdus) - 1:
-            raise DlmsDecodeError(S_TRUNCATED, -1, "datablock transfer incomplete (last-block = 0)", 0)
+            raise DlmsDecodeError(FS_TRUNCATED, -1, "datablock transfer incomplete (last-block = 0)", 0)
     return b"".join(parts)
 
 
 cdef tuple _py_len(bytes b, Py_ssize_t pos):
     if pos >= len(b):
-        raise DlmsDecodeError(S_TRUNCATED, pos, "length ends early", 0)
+        raise DlmsDecodeError(FS_TRUNCATED, pos, "length ends early", 0)
     cdef int v = b[pos]
     if v < 0x80:
         return v, pos + 1
     k = v & 0x7F
     if k == 0 or k > 4:
-        raise DlmsDecodeError(S_BAD_LENGTH, pos, "bad A-XDR length", 0)
+        raise DlmsDecodeError(FS_BAD_LENGTH, pos, "bad A-XDR length", 0)
     if pos + 1 + k > len(b):
-        raise DlmsDecodeError(S_TRUNCATED, len(b), "length ends early", 0)
+        raise DlmsDecodeError(FS_TRUNCATED, len(b), "length ends early", 0)
     return int.from_bytes(b[pos + 1:pos + 1 + k], "big"), pos + 1 + k
 
 
@@ -1237,7 +1223,7 @@ def datetime_fields(b):
     """The 12 bytes of a DLMS date-time as a DateTime (deviation None for 0x8000)."""
     b = bytes(b)
     if len(b) != 12:
-        raise DlmsDecodeError(S_BAD_VALUE, -1, "a date-time has 12 bytes", 0)
+        raise DlmsDecodeError(FS_BAD_VALUE, -1, "a date-time has 12 bytes", 0)
     dev = int.from_bytes(b[9:11], "big", signed=True)
     return DateTime((b[0] << 8) | b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8],
                     None if dev == -32768 else dev, b[11])
@@ -1250,7 +1236,7 @@ def datetime_utc_ms(b, int dev_default=0):
     cdef int64_t ms = 0
     cdef uint8_t stt = 0
     if len(bb) != 12:
-        raise DlmsDecodeError(S_BAD_VALUE, -1, "a date-time has 12 bytes", 0)
+        raise DlmsDecodeError(FS_BAD_VALUE, -1, "a date-time has 12 bytes", 0)
     r = dt_parse(<const uint8_t*><const char*>bb, dev_default, &ms, &stt)
     return (ms if r == 0 else None), r, stt
 
@@ -1266,16 +1252,16 @@ cdef object _py_data(cursor_t* c, int depth):
     cdef Py_ssize_t sz, nb
     cdef const uint8_t* q
     if cur_u8(c, &tag) < 0:
-        _pyerr(S_TRUNCATED, c, "A-XDR data ends early")
+        _pyerr(FS_TRUNCATED, c, "A-XDR data ends early")
     q = c.p
     if tag == 0x01 or tag == 0x02:
         st = rd_len(c, &n)
         if st:
             _pyerr(st, c, "bad A-XDR length")
         if depth >= C_MAX_DEPTH:
-            _pyerr(S_TOO_DEEP, c, "A-XDR nesting too deep")
+            _pyerr(FS_TOO_DEEP, c, "A-XDR nesting too deep")
         if <uint64_t>n > <uint64_t>cur_left(c):
-            _pyerr(S_TRUNCATED, c, "A-XDR array/structure longer than the data")
+            _pyerr(FS_TRUNCATED, c, "A-XDR array/structure longer than the data")
         items = [_py_data(c, depth + 1) for i in range(n)]
         return items if tag == 0x01 else tuple(items)
     if tag == 0x00:
@@ -1286,7 +1272,7 @@ cdef object _py_data(cursor_t* c, int depth):
             _pyerr(st, c, "bad A-XDR length")
         nb = (<Py_ssize_t>n + 7) >> 3
         if nb > cur_left(c):
-            _pyerr(S_TRUNCATED, c, "bit-string longer than the data")
+            _pyerr(FS_TRUNCATED, c, "bit-string longer than the data")
         raw = PyBytes_FromStringAndSize(<const char*>c.p, nb)
         c.p += nb
         return "".join(format(x, "08b") for x in raw)[:n]
@@ -1295,7 +1281,7 @@ cdef object _py_data(cursor_t* c, int depth):
         if st:
             _pyerr(st, c, "bad A-XDR length")
         if <uint64_t>n > <uint64_t>cur_left(c):
-            _pyerr(S_TRUNCATED, c, "string longer than the data")
+            _pyerr(FS_TRUNCATED, c, "string longer than the data")
         raw = PyBytes_FromStringAndSize(<const char*>c.p, n)
         c.p += n
         if tag == 0x09:
@@ -1306,20 +1292,20 @@ cdef object _py_data(cursor_t* c, int depth):
             return raw.decode("utf-8")
         except UnicodeDecodeError:
             c.p -= n
-            _pyerr(S_BAD_VALUE, c, "utf8-string is not valid UTF-8")
+            _pyerr(FS_BAD_VALUE, c, "utf8-string is not valid UTF-8")
     sz = fixed_size(tag)
     if sz < 0:
         c.p -= 1
-        _pyerr(S_UNSUPPORTED, c, "compact-array is not supported" if tag == 0x13 else "unknown A-XDR type tag")
+        _pyerr(FS_UNSUPPORTED, c, "compact-array is not supported" if tag == 0x13 else "unknown A-XDR type tag")
     if cur_left(c) < sz:
-        _pyerr(S_TRUNCATED, c, "A-XDR value ends early")
+        _pyerr(FS_TRUNCATED, c, "A-XDR value ends early")
     c.p += sz
     if tag == 0x03:
         return q[0] != 0
     if tag == 0x0D:
         if (q[0] >> 4) > 9 or (q[0] & 0x0F) > 9:
             c.p -= 1
-            _pyerr(S_BAD_VALUE, c, "bcd digit above 9")
+            _pyerr(FS_BAD_VALUE, c, "bcd digit above 9")
         return (q[0] >> 4) * 10 + (q[0] & 0x0F)
     if tag == 0x0F:
         return <int8_t>q[0]
@@ -1362,7 +1348,7 @@ def decode_data(data, bint exact=True):
         obj = _py_data(&c, 0)
         if exact:
             if c.p != c.end:
-                raise DlmsDecodeError(S_BAD_LENGTH, cur_pos(&c), "bytes after the data", 0)
+                raise DlmsDecodeError(FS_BAD_LENGTH, cur_pos(&c), "bytes after the data", 0)
             return obj
         return obj, cur_pos(&c)
     finally:
