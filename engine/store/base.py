@@ -281,6 +281,14 @@ class Store(abc.ABC):
 
     url: str
 
+    #: the registry's meter columns, in the order ``_meter`` reads them (same SQL in every backend)
+    _METER_SELECT = ("SELECT id, name, protocol, folder_id, link_id, address, serial_number, poll_interval_s, "
+                     "enabled, params FROM meters")
+
+    @staticmethod
+    def _meter(row: Any) -> Meter:
+        return Meter(*row[:8], enabled=bool(row[8]), params=load_params(row[9]))
+
     async def __aenter__(self) -> "Store":
         return self
 

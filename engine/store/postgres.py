@@ -460,13 +460,6 @@ class PostgresStore(Store):
             values["id"] = int(id)
         return await self._insert("meters", values)
 
-    _METER_SELECT = ("SELECT id, name, protocol, folder_id, link_id, address, serial_number, poll_interval_s, "
-                     "enabled, params FROM meters")
-
-    @staticmethod
-    def _meter(row: Any) -> Meter:
-        return Meter(*row[:8], enabled=bool(row[8]), params=load_params(row[9]))
-
     async def get_meter(self, meter_id: int) -> Meter | None:
         async with self._p().acquire() as c:
             row = await c.fetchrow(self._METER_SELECT + " WHERE id = $1", int(meter_id))

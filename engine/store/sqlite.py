@@ -442,13 +442,6 @@ class SQLiteStore(Store):
             values["id"] = int(id)
         return await self._write(self._insert, "meters", values)
 
-    _METER_SELECT = ("SELECT id, name, protocol, folder_id, link_id, address, serial_number, poll_interval_s, "
-                     "enabled, params FROM meters")
-
-    @staticmethod
-    def _meter(row: tuple) -> Meter:
-        return Meter(*row[:8], enabled=bool(row[8]), params=load_params(row[9]))
-
     async def get_meter(self, meter_id: int) -> Meter | None:
         row = await self._read(lambda: self._rc.execute(self._METER_SELECT + " WHERE id = ?",
                                                         (int(meter_id),)).fetchone())
