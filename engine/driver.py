@@ -16,7 +16,7 @@ from meterpoll.engine.config import MeterConfig
 from meterpoll.engine.link import Lease
 from meterpoll.engine.transport import Complete, Deadlines
 
-__all__ = ["Driver", "PollResult", "EventRecord"]
+__all__ = ["Driver", "PollResult", "EventRecord", "FastPlan"]
 
 
 @dataclass
@@ -38,6 +38,22 @@ class PollResult:
     received_at: float = 0.0   # UTC seconds when the last frame arrived
 
 
+class FastPlan:
+    """One meter's poll as fixed request frames that the native exchange core runs by itself
+    (:class:`~meterpoll.bindings.wire.Round`): no session state and no request that depends on
+    an earlier answer.  ``framing``: a :class:`~meterpoll.bindings.wire.Framing`; ``tags``: one
+    per request, what :meth:`Driver.decode_batch` takes as that answer's request."""
+
+    __slots__ = ("requests", "framing", "tags")
+
+    def __init__(self, requests: list[bytes], framing: int, tags: list[Any]) -> None:
+        if len(requests) != len(tags):
+            raise ValueError("one tag per request")
+        self.requests = requests
+        self.framing = framing
+        self.tags = tags
+
+
 class Driver:
     """Base class of the protocol drivers."""
 
@@ -48,6 +64,11 @@ class Driver:
 
     async def poll(self, lease: Lease, meter: MeterConfig, deadlines: Deadlines) -> PollResult:
         raise NotImplementedError
+
+    def fast_plan(self, meter: MeterConfig) -> FastPlan | None:
+        """The meter's poll as a :class:`FastPlan` when it needs no session (the engine then
+        runs it in the native exchange core, many meters per call), else None: ``poll`` runs."""
+        return None
 
     def profile_obis(self, meter: MeterConfig) -> int | None:
         """The load-profile channel whose newest stored timestamp is where catch-up resumes

@@ -71,6 +71,7 @@ class Link:
         self._by_owner: "collections.OrderedDict[Hashable, collections.deque[asyncio.Future]]" = collections.OrderedDict()
         self._last_end = 0.0
         self._opened = False
+        self._in_round = False     # held by the engine's native exchange round
 
     def __repr__(self) -> str:
         return "<Link %s busy=%s waiting=%d>" % (self.name, self._busy, self.waiting)

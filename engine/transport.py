@@ -16,6 +16,7 @@ import time
 from typing import Callable
 
 from meterpoll.engine.errors import FrameOverflow, LinkClosed, LinkError, LinkTimeout
+from meterpoll.bindings.wire import Wire
 
 __all__ = ["Deadlines", "Transport", "TcpTransport", "SerialTransport", "Complete"]
 
@@ -151,7 +152,9 @@ class Transport:
             if left_total <= 0:
                 raise LinkTimeout("total", deadlines.total, bytes(self._buf))
             if not await self._wait(min(step, left_total)):
-                if end_total - loop_time() <= 0 and step > left_total:
+                # the wait was bounded by whichever deadline came first (timers may fire up to
+                # a millisecond early on uvloop: decide by which bound was used, not the clock)
+                if left_total < step:
                     raise LinkTimeout("total", deadlines.total, bytes(self._buf))
                 raise LinkTimeout(phase, step, bytes(self._buf))
 
@@ -161,33 +164,26 @@ def _resolve(fut: asyncio.Future, value: bool) -> None:
         fut.set_result(value)
 
 
-class _TcpProtocol(asyncio.Protocol):
-    def __init__(self, owner: "TcpTransport") -> None:
-        self.owner = owner
-
-    def data_received(self, data: bytes) -> None:
-        self.owner._feed(data)
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self.owner._transport = None
-        self.owner._lost(LinkClosed("connection lost: %s" % exc) if exc else None)
-
-
 class TcpTransport(Transport):
-    """A TCP connection (direct meter or TCP-to-RS-485 gateway), opened on demand."""
+    """A TCP connection (direct meter or TCP-to-RS-485 gateway), opened on demand.
+
+    Its protocol object is the native :class:`~meterpoll.ext._wire.Wire`: on uvloop the kernel's
+    bytes land in the wire's own buffer; outside the engine's native rounds the wire hands them
+    to this transport (``_feed``) for the Python sessions' ``read_frame``."""
 
     def __init__(self, host: str, port: int) -> None:
         super().__init__()
         self.host = host
         self.port = port
-        self._transport: asyncio.Transport | None = None
+        self.wire: Wire | None = None
 
     def __repr__(self) -> str:
         return "TcpTransport(%s:%d)" % (self.host, self.port)
 
     @property
     def is_open(self) -> bool:
-        return self._transport is not None and not self._transport.is_closing()
+        w = self.wire
+        return w is not None and w.is_open
 
     async def open(self, timeout: float) -> None:
         if self.is_open:
@@ -195,24 +191,33 @@ class TcpTransport(Transport):
         loop = asyncio.get_running_loop()
         self._buf.clear()
         self._closed_exc = None
+        wire = Wire(self)
         try:
-            tr, _ = await asyncio.wait_for(
-                loop.create_connection(lambda: _TcpProtocol(self), self.host, self.port), timeout)
+            await asyncio.wait_for(loop.create_connection(lambda: wire, self.host, self.port), timeout)
         except asyncio.TimeoutError:
             raise LinkTimeout("connect", timeout) from None
         except OSError as e:
             raise LinkClosed("cannot connect to %s:%d: %s" % (self.host, self.port, e.strerror or e)) from None
-        self._transport = tr
+        self.wire = wire
+
+    def _wire_lost(self, exc: BaseException | None) -> None:
+        self._lost(LinkClosed("connection lost: %s" % exc) if exc else None)
 
     def _send(self, data: bytes) -> None:
-        assert self._transport is not None
-        self._transport.write(data)
+        assert self.wire is not None
+        self.wire.write(data)
+
+    def flush_input(self) -> int:
+        n = super().flush_input()
+        if self.wire is not None:
+            n += self.wire.flush()
+        return n
 
     async def close(self) -> None:
-        tr = self._transport
-        self._transport = None
-        if tr is not None:
-            tr.close()
+        w = self.wire
+        self.wire = None
+        if w is not None:
+            w.close()
             await asyncio.sleep(0)
 
 

@@ -84,6 +84,9 @@ cdef class Round:
     cdef readonly long long flushed      # stale bytes discarded before requests
     cdef object loop
     cdef object future
+    cdef object on_slot_done     # callable(list of slots) or None
+    cdef list done_slots         # slots finished since the last on_slot_done call
+    cdef bint report_scheduled
     cdef object timer
     cdef int64_t timer_ns        # the deadline the timer is armed for (0: no timer)
 

@@ -328,7 +328,10 @@ cdef class Round:
     ``delay`` (float64 seconds per slot, optional): wait before the slot's first request (what
     is left of the link's pause since its previous exchange).
 
-    ``start(wires, loop)`` returns a future resolved with the round when every slot is done.
+    ``start(wires, loop, on_slot_done)`` returns a future resolved with the round when every
+    slot is done; ``on_slot_done(slots)`` (optional) gets the list of slots that finished, once
+    per event-loop iteration in which any did (their wires are already free again: hand the
+    links to their next users before the round ends), and always before the future resolves.
     """
 
     def __cinit__(self):
@@ -430,7 +433,7 @@ cdef class Round:
         return "<Round %d requests on %d slots, %d active>" % (self.n, self.nslots, self.active)
 
     # ---- running ----
-    def start(self, wires, loop):
+    def start(self, wires, loop, on_slot_done=None):
         """Send every slot's first request on its wire (slot s on ``wires[s]``) and return a
         future resolved with this round once all slots are done."""
         if self.future is not None:
@@ -447,6 +450,7 @@ cdef class Round:
                 raise RuntimeError("wire of slot %d already serves a round" % s)
         self.wires = wires
         self.loop = loop
+        self.on_slot_done = on_slot_done
         self.future = loop.create_future()
         self.active = self.nslots
         cdef int64_t now = _mono_ns()
@@ -556,9 +560,30 @@ cdef class Round:
         if w.round is self:
             w.round = None
         self.active -= 1
+        if self.on_slot_done is not None:
+            if self.done_slots is None:
+                self.done_slots = []
+            self.done_slots.append(s)
+            if self.active and not self.report_scheduled:
+                self.report_scheduled = True
+                self.loop.call_soon(self._report_done)
         if self.active == 0:
+            self._report_done()
             self._resolve()
         return 0
+
+    def _report_done(self):
+        """Hand the slots finished since the last call to on_slot_done (one call per loop
+        iteration, not one per slot)."""
+        self.report_scheduled = False
+        if not self.done_slots:
+            return
+        slots, self.done_slots = self.done_slots, []
+        try:
+            self.on_slot_done(slots)
+        except Exception as e:              # never into the transport's read callback
+            self.loop.call_exception_handler(
+                {"message": "on_slot_done callback of a meterpoll Round failed", "exception": e})
 
     cdef int _resolve(self) except -1:
         if self.timer is not None:
@@ -722,6 +747,21 @@ cdef class Round:
     def latency(self):
         """float64 seconds per request from the write to the end of the answer (NaN: not sent)."""
         return self.lat_arr
+
+    @property
+    def request_lengths(self):
+        """int64 per request: its length in bytes."""
+        return self.requests.lengths
+
+    @property
+    def answer_lengths(self):
+        """int64 per request: bytes of its answer (or of the partial answer of a failure)."""
+        out = np.empty(self.n, dtype=np.int64)
+        cdef int64_t[::1] ov = out
+        cdef Py_ssize_t i
+        for i in range(self.n):
+            ov[i] = self.ans_len[i]
+        return out
 
     @property
     def done(self):

@@ -404,6 +404,27 @@ def test_round_arguments_refused():
     asyncio.run(main())
 
 
+def test_slots_reported_done_before_the_round_ends(run):
+    def slow_for_unit_9(req, n):
+        return [(0.3, ok(req, n)[0][1])] if req[6] == 9 else ok(req, n)
+
+    async def main():
+        async with Server(slow_for_unit_9) as slow, Server() as a, Server() as b:
+            wires = [await connect(s.port) for s in (slow, a, b)]
+            reports: list[tuple[float, list[int]]] = []
+            r = make_round([[(0, mbap_request(9, 0, 1))], [(1, mbap_request(1, 0, 1))], [(2, mbap_request(1, 0, 1))]])
+            t0 = time.monotonic()
+            fut = r.start(wires, asyncio.get_running_loop(), lambda slots: reports.append((time.monotonic() - t0, list(slots))))
+            await fut
+            done = [s for _t, slots in reports for s in slots]
+            assert sorted(done) == [0, 1, 2] and done[-1] == 0
+            assert all(t < 0.2 for t, slots in reports if 0 not in slots)   # freed early
+            assert len(reports) <= 3
+            for w in wires:
+                w.close()
+    run(main)
+
+
 def test_empty_round_resolves_at_once(run):
     async def main():
         r = Round(FrameBatch(), [0], [], [], 1, 1, 1)

@@ -26,7 +26,8 @@ import numpy as np
 from meterpoll.bindings import modbus as codec
 from meterpoll.bindings.readings import READING_DTYPE, FrameStatus, Quality
 from meterpoll.engine.config import MeterConfig
-from meterpoll.engine.driver import Driver, PollResult
+from meterpoll.bindings.wire import Framing
+from meterpoll.engine.driver import Driver, FastPlan, PollResult
 from meterpoll.engine.link import Lease
 from meterpoll.engine.transport import Deadlines
 from meterpoll.ext._crc import crc16_modbus
@@ -113,11 +114,12 @@ STALE_ANSWERS_SKIPPED = 4
 class _Req:
     """What one answer frame answers: the map, the REQUEST_DTYPE record, the framing."""
 
-    __slots__ = ("map", "rec", "tcp")
+    __slots__ = ("map", "rec", "raw", "tcp")
 
     def __init__(self, map: codec.RegisterMap, rec: np.ndarray, tcp: bool) -> None:
         self.map = map
         self.rec = rec
+        self.raw = rec.tobytes()   # joined per batch: np.concatenate of 1-row structured arrays is slow
         self.tcp = tcp
 
     def __repr__(self) -> str:
@@ -152,6 +154,7 @@ class ModbusDriver(Driver):
         self.max_gap = max_gap
         self._tid = itertools.count(1)
         self._plans: dict[tuple, _Plan] = {}
+        self._fast: dict[tuple, FastPlan] = {}
 
     # ---- configuration ----
     def is_tcp(self, meter: MeterConfig) -> bool:
@@ -180,6 +183,26 @@ class ModbusDriver(Driver):
 
     def expected_obis(self, meter: MeterConfig) -> list[int]:
         return list(self.plan(meter).obis)
+
+    # ---- native exchange path ----
+    def fast_plan(self, meter: MeterConfig) -> FastPlan | None:
+        """Modbus reads need no session: over TCP (direct or a gateway) the engine runs them in
+        the native core.  MBAP transaction ids are written by the core per request."""
+        if meter.link == "serial":
+            return None
+        unit = int(meter.connection_address or "1", 0)
+        tcp = self.is_tcp(meter)
+        key = (meter.register_map, meter.reads, meter.package_size, unit, tcp)
+        fp = self._fast.get(key)       # meters alike share one plan (100,000 meters, few plans)
+        if fp is None:
+            p = self.plan(meter)
+            if not p.reads:
+                return None
+            frames, _ = codec.encode_plan(unit, p.reads, tcp=tcp)
+            recs = codec.make_requests([(unit, r.function, r.start, r.count, None) for r in p.reads])
+            tags = [_Req(p.map, recs[i:i + 1], tcp) for i in range(len(frames))]
+            fp = self._fast[key] = FastPlan(frames, Framing.MBAP if tcp else Framing.RTU, tags)
+        return fp
 
     # ---- session ----
     async def poll(self, lease: Lease, meter: MeterConfig, deadlines: Deadlines) -> PollResult:
@@ -225,7 +248,7 @@ class ModbusDriver(Driver):
             else:
                 sel = np.asarray(idx)
                 fr, rq, gi, grx = [frames[i] for i in idx], [requests[i] for i in idx], ids[sel], rx[sel]
-            recs = np.concatenate([r.rec for r in rq])
+            recs = np.frombuffer(b"".join([r.raw for r in rq]), dtype=codec.REQUEST_DTYPE)
             tcp = np.fromiter((r.tcp for r in rq), dtype=bool, count=len(rq))
             readings, st = codec.decode_batch(fr, requests=recs, map=m, meter_ids=gi, received_at=grx, tcp=tcp)
             if len(groups) == 1:
