@@ -14,6 +14,7 @@ class LinkMetrics:
 
     FIELDS = ("exchanges", "ok", "timeouts", "closed", "errors", "overflows", "checksum_errors",
               "bytes_out", "bytes_in", "flushed_bytes", "reconnects")
+    __slots__ = FIELDS + ("latency_counts", "latency_sum")
 
     def __init__(self) -> None:
         for f in self.FIELDS:

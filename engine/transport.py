@@ -57,6 +57,8 @@ class Deadlines:
 class Transport:
     """Base class: a receive buffer filled by the loop, and a waiter woken on new bytes."""
 
+    __slots__ = ("_buf", "_waiter", "_closed_exc", "bytes_in", "bytes_out")
+
     def __init__(self) -> None:
         self._buf = bytearray()
         self._waiter: asyncio.Future | None = None
@@ -171,6 +173,8 @@ class TcpTransport(Transport):
     bytes land in the wire's own buffer; outside the engine's native rounds the wire hands them
     to this transport (``_feed``) for the Python sessions' ``read_frame``."""
 
+    __slots__ = ("host", "port", "wire")
+
     def __init__(self, host: str, port: int) -> None:
         super().__init__()
         self.host = host
@@ -226,6 +230,8 @@ class SerialTransport(Transport):
 
     ``port`` is a device path (``/dev/ttyUSB0``, a pty in tests); ``baudrate``, ``bytesize``,
     ``parity`` ("N", "E", "O"), ``stopbits`` as pyserial takes them."""
+
+    __slots__ = ("port", "settings", "_serial", "_loop", "_pending")
 
     def __init__(self, port: str, baudrate: int = 9600, bytesize: int = 8, parity: str = "N",
                  stopbits: float = 1) -> None:
