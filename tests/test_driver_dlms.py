@@ -14,9 +14,10 @@ from meterpoll.bindings import dlms_apdu as A
 from meterpoll.bindings.readings import Quality, obis, obis_str
 from meterpoll.engine.config import MeterConfig, SerialSettings
 from meterpoll.engine.drivers import driver as make_driver, simulator as make_sim
-from meterpoll.engine.drivers.dlms import DlmsDriver, ENERGY_OBIS, INSTANT_OBIS
+from meterpoll.engine.drivers.dlms import JOURNAL_CODE_BASE, STANDARD_EVENT_LOG, DlmsDriver, ENERGY_OBIS, INSTANT_OBIS
 from meterpoll.engine.engine import Engine
-from meterpoll.engine.sim.dlms import PROFILE_OBIS, PROFILE_PERIOD, REGISTERS, DlmsSim
+from meterpoll.engine.sim.dlms import (EVENT_CODE_OBIS, EVENT_LOG_OBIS, PROFILE_OBIS, PROFILE_PERIOD, REGISTERS,
+                                      DlmsSim)
 from meterpoll.engine.sim.server import Faults, SimServer, SimSerial
 
 READS = ("energy", "instant", "clock")
@@ -407,4 +408,169 @@ def test_gurux_reads_the_profile_by_range_through_datablocks():
                 e = m.active_energy(t) - m.active_energy(t - 900)
                 assert (a, r) == (round(e), round(e * tan))
             assert [e[1] for e in sim.log].count("NEXT") >= 3
+    run(main())
+
+
+# ---- event journals ---------------------------------------------------------------------------
+
+
+class RangeLog(DlmsSim):
+    """Records the (from, to) of every range selection on the event log."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.ranges = []
+
+    def _event_buffer(self, entries, selector, params):
+        if selector == 1:
+            p = D.decode_data(params)
+            self.ranges.append((D.datetime_to_utc_ms(p[1]) / 1000.0, D.datetime_to_utc_ms(p[2]) / 1000.0))
+        return super()._event_buffer(entries, selector, params)
+
+
+def journal(events):
+    return [(int(t), code - JOURNAL_CODE_BASE) for _m, t, code, _text in events if code >= JOURNAL_CODE_BASE]
+
+
+@pytest.mark.parametrize("framing", ["wrapper", "hdlc"])
+def test_the_standard_event_log_is_read_by_range_into_events(framing):
+    async def main():
+        sim = RangeLog(addresses=(7,), seed=1, max_pdu=128)   # the log comes in datablocks
+        async with SimServer(sim) as s, Engine(drivers={"dlms": DlmsDriver(framing=framing)}, schedule=False) as eng:
+            mid = eng.add_meter(cfg(s.port, "7" if framing == "wrapper" else "1/7", reads=("events",),
+                                    data_polling_length=100))
+            t0 = time.time()
+            r = await eng.poll_now(mid)
+            assert eng.polls[-1].ok and len(r) == 0     # events, not readings
+            start, stop = sim.ranges[0]
+            assert abs(start - (t0 - 100 * 86400)) <= 1 and stop >= t0 + 86399   # depth back, a day ahead
+            want = [(int(t), code) for t, code in sim.event_entries(7, t0) if int(t) >= start]
+            assert len(want) >= 4 and journal(eng.events) == want
+            texts = {code: text for _m, _t, code, text in eng.events}
+            assert texts[JOURNAL_CODE_BASE + 1] == "event log 0.0.99.98.0.255: power down (event 1)"
+            assert "power up" in texts[JOURNAL_CODE_BASE + 2]
+            # the next poll asks from the newest entry read, and repeats nothing
+            await eng.poll_now(mid)
+            assert sim.ranges[1][0] == want[-1][0] and journal(eng.events) == want
+            gets = [e for e in sim.log if e[1] == "GET" and e[3] == A.logical_name(EVENT_LOG_OBIS)]
+            assert [g[4] for g in gets] == [3, 2, 2]     # capture objects once
+            assert [e[1] for e in sim.log].count("NEXT") >= 1
+    run(main())
+
+
+def test_a_clock_set_shows_up_in_the_event_log_with_the_old_and_new_time():
+    async def main():
+        sim = DlmsSim(addresses=(1,), seed=2, password="pw")
+        sim.models[1].clock_drift_ppm = 100.0    # about 2.7 h fast
+        drv = DlmsDriver(client_sap=1)
+        async with SimServer(sim) as s, Engine(drivers={"dlms": drv}, schedule=False) as eng:
+            mid = eng.add_meter(cfg(s.port, reads=("clock", "events"), password="pw", set_clock=True,
+                                    data_polling_length=0))
+            await eng.poll_now(mid)
+            (old, c4), (new, c5) = sim.clock_events[1]
+            assert old - new > 3600 and (c4, c5) == (4, 5)
+            # drift, set, then the log's entries in time order: the new time is hours before the old
+            assert [e[2] for e in eng.events] == [1, 3, JOURNAL_CODE_BASE + 5, JOURNAL_CODE_BASE + 4]
+            assert journal(eng.events) == [(int(new), 5), (int(old), 4)]
+            assert "clock adjusted (old time)" in eng.events[3][3] and "(new time)" in eng.events[2][3]
+            await eng.poll_now(mid)
+            assert len(eng.events) == 4          # in time now, and no entry twice
+    run(main())
+
+
+def test_an_event_log_the_meter_lacks_is_reported_once_and_the_poll_is_ok():
+    async def main():
+        sim = DlmsSim(addresses=(1,), seed=2)
+        drv = DlmsDriver(event_logs=("0.0.99.98.5.255", STANDARD_EVENT_LOG))
+        async with SimServer(sim) as s, Engine(drivers={"dlms": drv}, schedule=False) as eng:
+            mid = eng.add_meter(cfg(s.port, reads=("energy", "events"), data_polling_length=400))
+            for _ in range(2):
+                r = await eng.poll_now(mid)
+                assert eng.polls[-1].ok and len(r) == len(ENERGY_OBIS)
+            missing = [e for e in eng.events if e[2] == 6]
+            assert len(missing) == 1 and "0.0.99.98.5.255 not read: data-access-result 4" in missing[0][3]
+            assert len(journal(eng.events)) == len(sim.event_entries(1, time.time()))
+    with pytest.raises(ValueError):
+        DlmsDriver(event_logs=("not an obis",))
+    run(main())
+
+
+def test_a_poll_that_fails_part_way_does_not_move_the_catch_up_points():
+    async def main():
+        sim = DlmsSim(addresses=(7,), seed=1)
+        silent = {"clock": True}
+        orig_answer = sim.answer
+
+        def answer(req, now):   # no answer to the clock GET: the poll times out after the profile
+            if silent["clock"] and b"\x00\x08" + A.logical_name("0.0.1.0.0.255") + b"\x02\x00" in req:
+                return None
+            return orig_answer(req, now)
+
+        sim.answer = answer
+        async with SimServer(sim) as s, Engine(drivers={"dlms": DlmsDriver()}, schedule=False) as eng:
+            mid = eng.add_meter(cfg(s.port, "7", reads=("profile", "clock", "events"), data_polling_length=100))
+            r = await eng.poll_now(mid)
+            assert not eng.polls[-1].ok and eng.polls[-1].quality == Quality.TIMEOUT
+            assert not journal(eng.events)
+            assert ("GET", 7, A.logical_name("1.0.99.1.0.255"), 2) in [e[1:] for e in sim.log]   # profile was read
+            silent["clock"] = False
+            r = await eng.poll_now(mid)
+            assert eng.polls[-1].ok
+            a = r[r["obis"] == obis("1.0.1.29.0.255")]
+            newest = math.floor(time.time() / PROFILE_PERIOD) * PROFILE_PERIOD
+            first = int(a["ts"][0].astype("datetime64[s]").astype(np.int64))
+            assert len(a) == 8 * 96 and first in (newest - 100 * 86400 + PROFILE_PERIOD, newest - 100 * 86400)
+            # (the same rows again, from the start of the depth; newest may have moved by one)
+            assert len(journal(eng.events)) >= 4
+    run(main())
+
+
+def _gurux_event_log(port, start, end):
+    from gurux_dlms.objects import GXDLMSProfileGeneric
+
+    g = _Gurux(port, "wrapper", 1)
+    g.open()
+    try:
+        pg = GXDLMSProfileGeneric(EVENT_LOG_OBIS)
+        g.read(pg, 3)
+        columns = [(type(obj).__name__, obj.logicalName) for obj, _co in pg.captureObjects]
+        g.read(pg, 7)
+        r = g.exchange(g.c.readRowsByRange(pg, start, end))
+        g.c.updateValue(pg, 2, r.value)
+        return columns, pg.entriesInUse, [(row[0].value.timestamp(), row[1]) for row in pg.buffer]
+    finally:
+        g.close()
+
+
+def test_gurux_reads_the_event_log_by_range():
+    pytest.importorskip("gurux_dlms")
+    import datetime as dt
+
+    async def main():
+        sim = DlmsSim(addresses=(1,), seed=5, max_pdu=128)
+        now = time.time()
+        async with SimServer(sim) as s:
+            start = dt.datetime.fromtimestamp(math.floor(now - 200 * 86400), dt.timezone.utc)
+            end = dt.datetime.fromtimestamp(math.floor(now), dt.timezone.utc)
+            columns, in_use, rows = await asyncio.get_running_loop().run_in_executor(
+                None, _gurux_event_log, s.port, start, end)
+        assert columns == [("GXDLMSClock", "0.0.1.0.0.255"), ("GXDLMSData", EVENT_CODE_OBIS)]
+        entries = sim.event_entries(1, now)
+        assert in_use == len(entries)
+        want = [(float(int(t)), code) for t, code in entries if start.timestamp() <= int(t) <= end.timestamp()]
+        assert len(want) >= 4 and rows == want
+    run(main())
+
+
+def test_event_log_over_a_serial_line():
+    async def main():
+        sim = DlmsSim(addresses=(17,), seed=4, max_info=64)
+        async with SimSerial(sim) as ser, Engine(drivers={"dlms": DlmsDriver(framing="hdlc")}, schedule=False) as eng:
+            mid = eng.add_meter(MeterConfig(name="s", protocol="dlms", link="serial", serial=SerialSettings(port=ser.path),
+                                            connection_address="1/17", reads=("events",), data_polling_length=400,
+                                            waiting_time=500, interval_time=100, pause_time=0))
+            await eng.poll_now(mid)
+            assert eng.polls[-1].ok, eng.polls[-1]
+            assert journal(eng.events) == [(int(t), c) for t, c in sim.event_entries(17, time.time())]
+            assert "RR" in [e[1] for e in sim.log]   # the log came in HDLC segments
     run(main())

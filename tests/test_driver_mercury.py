@@ -1,6 +1,8 @@
 """Mercury 230/234 end to end: engine + MercuryDriver + MercurySim on real sockets (TCP on
 loopback, a pty for the serial path).  Readings must equal the MeterModel at the time the
-simulator built each answer (within 1 Wh / 0.01 V / 0.001 A / 0.01 W / 0.01 Hz / 1 s)."""
+simulator built each answer (within 1 Wh / 0.01 V / 0.001 A / 0.01 W / 0.01 Hz / 1 s); load
+profile records must equal the model's interval energies (within half a count); the clock is
+set at level 2 and the meter's journal 02 shows it."""
 import calendar
 import math
 import time
@@ -11,15 +13,19 @@ import uvloop
 
 from meterpoll.bindings import mercury as merc
 from meterpoll.bindings.checksums import crc16_modbus
+from meterpoll.bindings.errors import ProtocolExceptionError
 from meterpoll.bindings.readings import FrameStatus, Quality, Unit, obis
 from meterpoll.engine.config import MeterConfig, SerialSettings
 from meterpoll.engine.drivers import driver as make_driver, simulator as make_sim
-from meterpoll.engine.drivers.mercury import MercuryDriver, complete_for, plan
+from meterpoll.engine.drivers.mercury import (MAX_PROFILE_RECORDS, METER_CONSTANTS, PROFILE_OBIS, MercuryDriver,
+                                              _parse_pointer, _record_request, _record_time, complete_for, plan,
+                                              set_time_request)
 from meterpoll.engine.engine import Engine
 from meterpoll.engine.link import Link
-from meterpoll.engine.sim.mercury import (MercurySim, energy_bytes, power_journal, request_length, stamp_bytes,
-                                         time_bytes, u24_bytes)
+from meterpoll.engine.sim.mercury import (CONSTANT_CODES, MercurySim, energy_bytes, power_journal, profile_record_bytes,
+                                         request_length, stamp_bytes, time_bytes, u24_bytes)
 from meterpoll.engine.sim.server import Faults, SimSerial, SimServer
+from meterpoll.engine.store import open_store
 from meterpoll.engine.transport import Deadlines, TcpTransport
 
 READS = ("energy", "instant", "clock")
@@ -291,4 +297,277 @@ def test_serial_path_through_a_pty():
                                             serial=SerialSettings(port=ser.path), connection_address="1",
                                             waiting_time=500, interval_time=50, pause_time=0, reads=READS))
             check_readings(await eng.poll_now(mid), sim, 1, mid)
+    run(main())
+
+
+# ---------------------------------------------------------------- load profile
+
+PROFILE_CHANNELS = [obis("1.0.%d.5.0.255" % c) for c in (1, 2, 3, 4)]
+
+
+def vector(hexstr):
+    return bytes.fromhex(hexstr.replace(" ", ""))
+
+
+def check_profile(r, sim, addr, ends):
+    """Every record read is the model's interval: average P+ = E * 60 / T (W), Q+ likewise
+    (var), P- = Q- = 0, at the interval's end time; incomplete slices (a power cut in the
+    interval) carry METER_ERROR, the others OK."""
+    model = sim.model(addr)
+    T = sim.profile_period_min
+    tol = 0.5 * 30000.0 / (T * sim.constant) + 1e-6     # half a count
+    by_obis = {o: r[r["obis"] == o] for o in PROFILE_CHANNELS}
+    for o in PROFILE_CHANNELS:
+        ts = by_obis[o]["ts"].astype("datetime64[s]").astype(np.int64)
+        assert ts.tolist() == ends, (obis_hex(o), ts[:3], ends[:3])
+    for i, t in enumerate(ends):
+        active, reactive = model.interval_energy(t, T * 60)
+        want = {PROFILE_CHANNELS[0]: (active * 60 / T, Unit.WATT), PROFILE_CHANNELS[1]: (0.0, Unit.WATT),
+                PROFILE_CHANNELS[2]: (reactive * 60 / T, Unit.VAR), PROFILE_CHANNELS[3]: (0.0, Unit.VAR)}
+        q = Quality.METER_ERROR if model.power_cut_in(t - T * 60, t) else Quality.OK
+        for o, (v, unit) in want.items():
+            x = by_obis[o][i]
+            assert abs(float(x["value"]) - v) <= tol and int(x["unit"]) == unit and int(x["status"]) == q, (t, o, x, v)
+    assert by_obis[PROFILE_CHANNELS[0]]["value"].min() > 100   # real consumption, not zeros
+
+
+def obis_hex(o):
+    return hex(int(o))
+
+
+def pcfg(port, addr=1, **kw):
+    kw.setdefault("reads", ("profile",))
+    kw.setdefault("data_polling_length", 1)
+    return cfg(port, addr, **kw)
+
+
+def newest_end(sim, addr, t=None):
+    """End time of the newest closed profile interval on the meter's clock at true time t."""
+    period = sim.profile_period_min * 60
+    return int(math.floor(sim.meter_clock(addr, time.time() if t is None else t) / period) * period)
+
+
+def test_profile_requests_and_records_agree_with_the_manual_vectors():
+    # README 2.8 #14 / #15 and the 08 13 request of mercury.json
+    assert _record_request(0x80, 0x0010, 1000).encode() == vector("80 06 03 00 10 0F DA 5B")
+    assert merc.read_profile_pointer(0x80).encode() == vector("80 08 13 36 25")
+    rec = vector("80 0A 10 00 05 03 08 1E 04 29 FF FF 00 00 00 00 FE AF")
+    assert _record_time(rec) == calendar.timegm((2008, 3, 5, 10, 0, 0))
+    r = merc.decode(rec, request=_record_request(0x80, 0x0010, 1000))
+    assert r["obis"][0] == PROFILE_CHANNELS[0] and r["value"][0] == pytest.approx(10500.0)  # 10.5 kW, A = 1000
+    assert METER_CONSTANTS == {v: k for k, v in CONSTANT_CODES.items()}
+    # the clock set request: 8 BCD bytes, 2026-11-22 01:02:03 is a Sunday (weekday 7)
+    assert set_time_request(0x80, 1795309323)[:11] == vector("80 03 0C 03 02 01 07 22 11 26 01")
+    assert request_length(bytearray(set_time_request(0x80, 1795309323))) == 13
+
+
+def test_simulated_profile_memory_decodes_with_the_codec():
+    sim = MercurySim(addresses=(5,), seed=7)
+    now = time.time()
+    assert sim.answer(merc.open_channel(5, 1, "111111").encode(), now)[1] == 0
+    variant = sim.answer(bytes((5, 8, 0x12)) + crc16_modbus(bytes((5, 8, 0x12))).to_bytes(2, "little"), now)
+    assert len(variant) == 9 and METER_CONSTANTS[variant[2] & 0x0F] == 1000
+    ptr = _parse_pointer(sim.answer(merc.read_profile_pointer(5).encode(), now), 5)
+    end = newest_end(sim, 5, now)
+    assert ptr.time == end and ptr.period_min == 30 and ptr.status & 0x0C == 0x0C   # winter, initialised
+    assert ptr.value == (end // 1800) % 4096                                          # a record number
+    # the newest record, and two records read as raw bytes across a record boundary
+    req = _record_request(5, ptr.value * 16, 1000)
+    ans = sim.answer(req.encode(), now)
+    assert len(ans) == 18 and _record_time(ans) == end
+    r = merc.decode(ans, request=req)
+    active, reactive = sim.model(5).interval_energy(end, 1800)
+    assert r["value"][0] == pytest.approx(active * 2, abs=0.5 * 30000 / (30 * 1000))
+    raw = sim.answer(merc.read_memory(5, 3, ptr.value * 16 - 8, 24).encode(), now)
+    assert raw[9:25] == ans[1:16] + b"\x00"     # 8 bytes of the previous record, then this one
+    assert sim.answer(merc.read_memory(5, 3, 0xFFF8, 16).encode(), now)[1] == 1   # beyond the ring
+    # a record whose interval holds a power cut is an incomplete slice: METER_ERROR
+    model = sim.model(5)
+    cut = next(t for t, code, _ in model.events(now - 80 * 86400, now - 86400) if code == 1)
+    t_end = math.ceil(cut / 1800) * 1800
+    data = profile_record_bytes(model, t_end, 30, 1000)
+    assert data[0] & 0x02
+    frame = b"\x05" + data + crc16_modbus(b"\x05" + data).to_bytes(2, "little")
+    bad = merc.decode(frame, request=_record_request(5, 0, 1000))
+    assert (bad["status"] == Quality.METER_ERROR).all() and len(bad) == 4
+
+
+@pytest.mark.parametrize("pointer, records, newest_slot", [
+    ("record", 4096, None),
+    ("byte", 4096, None),
+    ("byte", 4096, 0),             # pointer 0: both address readings agree, nothing is settled
+    ("record", 8192, 4096 + 3),    # newest record above 64 KiB: the b17 address bit
+    ("record", 4096, 20),          # catch-up wraps from slot 0 to the end of the ring
+])
+def test_profile_catch_up_reads_the_configured_depth(pointer, records, newest_slot):
+    async def main():
+        sim = MercurySim(addresses=(3,), seed=11, profile_pointer=pointer, profile_records=records)
+        end = newest_end(sim, 3)
+        if newest_slot is not None:   # put the newest record in the slot the case asks for
+            sim.profile_slot_offset = (newest_slot - end // 1800) % records
+        drv = MercuryDriver(profile_records=records)
+        async with SimServer(sim) as srv, Engine(drivers={"mercury": drv}, schedule=False) as eng:
+            mid = eng.add_meter(pcfg(srv.port, 3))
+            r = await eng.poll_now(mid)
+            out = eng.polls[-1]
+            assert out.ok, out.error
+            ends = [end - 1800 * k for k in range(47, -1, -1)]
+            if newest_end(sim, 3) != end:      # an interval closed during the poll: redo
+                return await main()
+            check_profile(r, sim, 3, ends)
+            assert not eng.events
+            reads = [k for a, k, s in sim.log if k in ("memory", "profile_record")]
+            assert len(reads) in (49, 50)      # the pointer check (one or two reads) and 48 records
+            assert drv._meter_state(eng.meters[mid].cfg).unit == (None if newest_slot == 0 else pointer)
+            if records == 8192:
+                assert any(req[2] == 0x83 for (a, req) in sim.answered_at if len(req) == 6 and req[1] == 6)
+            # the next poll reads only what closed since
+            r2 = await eng.poll_now(mid)
+            assert eng.polls[-1].ok
+            assert all(int(t) > end for t in r2["ts"].astype("datetime64[s]").astype(np.int64))
+            assert drv.profile_obis(eng.meters[mid].cfg) == PROFILE_OBIS
+            assert not set(PROFILE_CHANNELS) & set(drv.expected_obis(eng.meters[mid].cfg))
+    run(main())
+
+
+def test_profile_catch_up_is_spread_over_polls_and_resumes_from_the_store(tmp_path):
+    async def main():
+        sim = MercurySim(addresses=(2,), seed=4)
+        store = await open_store("sqlite:///" + str(tmp_path / "m.db"))
+        try:
+            async with SimServer(sim) as srv:
+                conf = pcfg(srv.port, 2, data_polling_length=6)   # 288 intervals: two polls
+                async with Engine(store=store, drivers={"mercury": MercuryDriver()}, schedule=False) as eng:
+                    mid = eng.add_meter(conf, meter_id=1)
+                    end = newest_end(sim, 2)
+                    first = await eng.poll_now(mid)
+                    a1 = first[first["obis"] == PROFILE_CHANNELS[0]]
+                    assert len(a1) == MAX_PROFILE_RECORDS and eng.polls[-1].ok
+                    ts1 = a1["ts"].astype("datetime64[s]").astype(np.int64)
+                    assert ts1[0] == end - 1800 * 287 and (np.diff(ts1) == 1800).all()   # oldest first
+                # a restart: a new engine and driver learn the resume point from the store
+                async with Engine(store=store, drivers={"mercury": MercuryDriver()}, schedule=False) as eng:
+                    mid = eng.add_meter(conf, meter_id=1)
+                    second = await eng.poll_now(mid)
+                    assert eng.polls[-1].ok
+                stored = await store.read_readings(1, PROFILE_CHANNELS[0])
+                st = stored["ts"].astype("datetime64[s]").astype(np.int64)
+                assert len(st) == len(set(st.tolist())) >= 288 and (np.diff(st) == 1800).all()  # no gap, no duplicate
+                assert st[0] == end - 1800 * 287
+                check_profile(second, sim, 2, st[MAX_PROFILE_RECORDS:].tolist())
+        finally:
+            await store.close()
+    run(main())
+
+
+def test_a_poll_that_fails_after_the_profile_reads_does_not_move_the_catch_up_point():
+    async def main():
+        sim = MercurySim(addresses=(1,), seed=8)
+        orig = sim.answer
+        silent = {"close": True}
+
+        def answer(request, now):   # no answer to the close request: the session fails
+            if silent["close"] and request[1] == 2:
+                return None
+            return orig(request, now)
+
+        sim.answer = answer
+        async with SimServer(sim) as srv, Engine(drivers={"mercury": MercuryDriver()}, schedule=False) as eng:
+            mid = eng.add_meter(pcfg(srv.port))
+            r = await eng.poll_now(mid)
+            assert not eng.polls[-1].ok and eng.polls[-1].quality == Quality.TIMEOUT
+            assert len(r) == 0 or np.isnan(r["value"]).all()
+            silent["close"] = False
+            r = await eng.poll_now(mid)
+            assert eng.polls[-1].ok
+            assert len(r[r["obis"] == PROFILE_CHANNELS[0]]) == 48   # read again, nothing lost
+    run(main())
+
+
+def test_a_pointer_whose_record_does_not_match_is_reported_and_no_profile_is_read():
+    class WrongPointer(MercurySim):
+        def _profile_answer(self, meter, a, req, now):
+            ans = super()._profile_answer(meter, a, req, now)
+            if req.kind == "profile_pointer":   # point one record too far back
+                value = ((ans[1] << 8 | ans[2]) - 1) % self.profile_records
+                body = bytes((a, value >> 8, value & 0xFF)) + ans[3:-2]
+                ans = body + crc16_modbus(body).to_bytes(2, "little")
+            return ans
+
+    async def main():
+        sim = WrongPointer(addresses=(1,), seed=8)
+        async with SimServer(sim) as srv, Engine(drivers={"mercury": MercuryDriver()}, schedule=False) as eng:
+            mid = eng.add_meter(pcfg(srv.port, reads=("energy", "profile")))
+            r = await eng.poll_now(mid)
+            assert eng.polls[-1].ok and len(r) == 20 and not (np.isin(r["obis"], PROFILE_CHANNELS)).any()
+            assert [e[2] for e in eng.events] == [5] and "no record at the 08 13 pointer" in eng.events[0][3]
+    run(main())
+
+
+# ---------------------------------------------------------------- clock set
+
+def test_clock_drift_is_set_at_level_2_and_logged_by_the_meter():
+    async def main():
+        sim = MercurySim(addresses=(9,), clock_drift_ppm=5.0, admin_password="246810")
+        async with SimServer(sim) as srv:
+            link = Link(TcpTransport("127.0.0.1", srv.port))
+
+            async def poll(**kw):
+                async with link.lease("m") as lease:
+                    return await MercuryDriver().poll(lease, cfg(srv.port, 9, reads=("clock",), **kw),
+                                                      Deadlines(0.3, 0.05))
+
+            res = await poll(password="246810", set_clock=True)
+            assert [e.code for e in res.events] == [2, 3] and res.events[1].text == "clock set"
+            assert (9, "open", 0) in sim.log and (9, "set_time", 0) in sim.log
+            assert abs(sim.meter_clock(9, time.time()) - time.time()) < 2
+            (old, new), = sim.clock_sets[9]
+            assert old - new > 60                                   # it was minutes fast
+            res = await poll(password="246810", set_clock=True)
+            assert res.events == []                                 # within time_difference now
+            with pytest.raises(ProtocolExceptionError):             # the level-1 password is not the admin's
+                await poll(password="111111", set_clock=True)
+            await link.close()
+        # the meter logs the correction in journal 02 (old time, new time)
+        journal = sim.answer(merc.read_journal(9, 2, 0).encode(), time.time())
+        assert journal[1] == 5   # channel closed again
+        sim.answer(merc.open_channel(9, 1, "111111").encode(), time.time())
+        rec = merc.decode(sim.answer(merc.read_journal(9, 2, 0).encode(), time.time()), request=merc.read_journal(9, 2, 0))
+        stamps = rec["ts"].astype("datetime64[s]").astype(np.int64).tolist()
+        assert stamps == [int(old), int(new)]
+        # a level-1 channel may not set the clock
+        assert sim.answer(set_time_request(9, time.time()), time.time())[1] == 3
+    run(main())
+
+
+def test_a_refused_clock_set_is_an_event_not_a_failure():
+    class Corrected(MercurySim):   # "clock already corrected today"
+        def _set_time(self, meter, a, bcd, now):
+            return self._status(a, 4, "set_time")
+
+    async def main():
+        sim = Corrected(addresses=(9,), clock_drift_ppm=5.0)
+        async with SimServer(sim) as srv, Engine(drivers={"mercury": MercuryDriver()}, schedule=False) as eng:
+            mid = eng.add_meter(cfg(srv.port, 9, password="222222", set_clock=True, reads=("energy", "clock")))
+            r = await eng.poll_now(mid)
+            assert eng.polls[-1].ok and (r["status"] == Quality.OK).all()
+            assert [e[2] for e in eng.events] == [2, 4]
+            assert "status 4 (clock already corrected today)" in eng.events[1][3]
+    run(main())
+
+
+def test_profile_and_clock_set_over_a_serial_line():
+    async def main():
+        sim = MercurySim(addresses=(1,), seed=5, clock_drift_ppm=5.0)
+        async with SimSerial(sim) as ser, Engine(drivers={"mercury": MercuryDriver()}, schedule=False) as eng:
+            mid = eng.add_meter(MeterConfig(name="ser", protocol="mercury", link="serial",
+                                            serial=SerialSettings(port=ser.path), connection_address="1",
+                                            password="222222", set_clock=True, reads=("profile", "clock"),
+                                            waiting_time=500, interval_time=50, pause_time=0))
+            end = newest_end(sim, 1)
+            r = await eng.poll_now(mid)
+            assert eng.polls[-1].ok, eng.polls[-1].error
+            if newest_end(sim, 1) == end:   # no interval closed meanwhile
+                check_profile(r[np.isin(r["obis"], PROFILE_CHANNELS)], sim, 1, [end])   # depth 0: the newest
+            assert [e[2] for e in eng.events] == [2, 3]
     run(main())

@@ -7,6 +7,9 @@ Options (one driver serves every DLMS meter of an engine):
   / 32; with ``meter.password`` set the AARQ asks for low-level security (LLS) with it.
 - ``framing``: ``"wrapper"`` (default) or ``"hdlc"``.
 - ``max_info``: HDLC maximum information field length proposed in the SNRM (default 128).
+- ``event_logs``: the event journals (class 7 profile generic) read for ``events``; default
+  the standard event log ``0.0.99.98.0.255`` (companion specifications number their logs
+  differently, README 1.5 (d) / 6.3: SPODES meters e.g. ``0.0.99.98.2.255`` power on/off).
 
 The server address is ``meter.connection_address``: ``logical`` or ``logical/physical``.  In the
 wrapper the destination wPort is the logical address; in HDLC the server address is 1 byte
@@ -21,10 +24,25 @@ capture objects, capture period and the columns' scaler_unit read once per meter
 :func:`~meterpoll.engine.catchup.plan_catchup` from the last row read), ``clock`` (0.0.1.0.0.255;
 a drift beyond ``meter.time_difference`` becomes an :class:`EventRecord`, and with
 ``meter.set_clock`` the clock is SET to the host's UTC time, which needs a client with write
-access, e.g. 1 with LLS).
+access, e.g. 1 with LLS), ``events`` (each of ``event_logs``: attribute 3 once per meter to
+find its clock column and its event-code column -- the first class 1/3/4 attribute-2 object,
+e.g. 0.0.96.11.0.255 -- then attribute 2 with selective access by range (restricting object
+the clock) from the time of the newest entry already read to the host time + 1 day (a meter
+clock running ahead loses nothing); the first read starts ``data_polling_length`` days before
+the poll began (0: at the first poll).  Every new entry becomes an :class:`EventRecord` at
+the entry's time, code ``JOURNAL_CODE_BASE + event code`` and a text naming the log and, for
+the standard event log, the IDIS meaning of codes 1, 2, 4, 5 (power down / up, clock adjusted
+old / new time -- the same numbers as the VDEW logbook, README 6.4).  Entries at the newest time already
+read are remembered so the overlapping range returns none twice.  Event logs are decoded here,
+not in the batch decoder; nothing of them is in ``expected_obis``.
+
+Catch-up points (profile, event logs) move only when a poll's session completes: a poll that
+fails part way reads the same intervals / entries again next time.
 
 Events (``PollResult.events`` codes): 1 clock drift, 2 clock unreadable, 3 clock set, 4 clock
-set refused (data-access-result), 5 release failed (the readings are kept).  The scaler_unit
+set refused (data-access-result), 5 release failed (the readings are kept), 6 an event log the
+meter does not serve (data-access-result, or no clock / code column; reported once), and
+``JOURNAL_CODE_BASE`` (0x10000) + event code for every journal entry.  The scaler_unit
 (attribute 3) of every register is read once per meter and cached; an object the meter does not
 know (data-access-result on attribute 3) is left out of that meter's reads.  Long answers are
 followed through GET.request-next (datablocks) and RR (HDLC segments); all frames of one answer
@@ -33,6 +51,7 @@ form one item for the native decoder.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from typing import Any, NamedTuple, Sequence
 
@@ -49,7 +68,8 @@ from meterpoll.engine.errors import LinkError
 from meterpoll.engine.link import Lease
 from meterpoll.engine.transport import Deadlines
 
-__all__ = ["DlmsDriver", "ENERGY_OBIS", "INSTANT_OBIS", "PROFILE_OBIS", "CLOCK_OBIS", "DlmsRead"]
+__all__ = ["DlmsDriver", "ENERGY_OBIS", "INSTANT_OBIS", "PROFILE_OBIS", "CLOCK_OBIS", "DlmsRead",
+           "STANDARD_EVENT_LOG", "JOURNAL_CODE_BASE", "STANDARD_EVENTS"]
 
 UTC = dt.timezone.utc
 ENERGY_OBIS = ("1.0.1.8.0.255", "1.0.2.8.0.255", "1.0.1.8.1.255", "1.0.1.8.2.255", "1.0.1.8.3.255",
@@ -60,6 +80,13 @@ INSTANT_OBIS = ("1.0.32.7.0.255", "1.0.52.7.0.255", "1.0.72.7.0.255",     # U L1
                 "1.0.3.7.0.255", "1.0.9.7.0.255", "1.0.13.7.0.255", "1.0.14.7.0.255")   # Q S PF f
 PROFILE_OBIS = "1.0.99.1.0.255"
 CLOCK_OBIS = "0.0.1.0.0.255"
+STANDARD_EVENT_LOG = "0.0.99.98.0.255"
+#: EventRecord code of a journal entry = JOURNAL_CODE_BASE + the meter's event code
+JOURNAL_CODE_BASE = 0x10000
+#: standard event log codes (IDIS numbering; 1/2/4/5 as the VDEW logbook, README 6.4)
+STANDARD_EVENTS = {1: "power down", 2: "power up", 3: "daylight saving time changed",
+                   4: "clock adjusted (old time)", 5: "clock adjusted (new time)"}
+EVENT_LOG_UNAVAILABLE = 6
 MAX_BLOCKS = 256          # datablocks / HDLC segments followed for one answer
 MAX_PROFILE_CHUNKS = 8    # profile requests per poll (catch-up continues next poll)
 
@@ -80,6 +107,10 @@ class _MeterCache:
         self.capture_objects: list | None = None
         self.period: float = 0.0
         self.profile_last: float | None = None
+        #: per event log: (clock column, code column), or None when the meter lacks it
+        self.event_columns: dict[str, tuple[int, int] | None] = {}
+        self.event_from: dict[str, float] = {}         # time of the newest entry read (UTC s)
+        self.event_seen: dict[str, set] = {}           # (ms, code) entries read at that time
 
 
 def _wrapper_complete(buf: bytearray) -> int:
@@ -127,6 +158,7 @@ class _Session:
         self.client = driver.client_sap
         self.logical, self.physical = _server_address(meter)
         self.invoke = 0
+        self.started = time.time()   # UTC s: where a first event-log read with depth 0 starts
         self.link: A.HdlcLink | None = None
         if self.framing == "hdlc":
             self.link = A.HdlcLink(self.client, self.logical, self.physical,
@@ -237,10 +269,11 @@ class _Session:
             raise
         return b"".join(parts), apdu, greq
 
-    async def get_value(self, class_id: int, obis: str, attribute: int):
+    async def get_value(self, class_id: int, obis: str, attribute: int, access: A.SelectiveAccess | None = None):
         """GET an attribute and decode it in Python (session data: scaler_unit, capture
-        objects, clock); raises ProtocolExceptionError with the data-access-result."""
-        item, _apdu, _ = await self.get(class_id, obis, attribute)
+        objects, clock, event logs); raises ProtocolExceptionError with the
+        data-access-result."""
+        item, _apdu, _ = await self.get(class_id, obis, attribute, access)
         data = D.reassemble(item, framing="hdlc" if self.link is not None else "wrapper")
         if data[:1] == b"\xc4":
             r = D.parse_get_response(data)
@@ -264,10 +297,14 @@ class DlmsDriver(Driver):
     name = "dlms"
     complete = staticmethod(_any_complete)
 
-    def __init__(self, client_sap: int = 16, framing: str = "wrapper", max_info: int = 128) -> None:
+    def __init__(self, client_sap: int = 16, framing: str = "wrapper", max_info: int = 128,
+                 event_logs: Sequence[str] = (STANDARD_EVENT_LOG,)) -> None:
         if framing not in ("wrapper", "hdlc"):
             raise ValueError("framing must be 'wrapper' or 'hdlc', not %r" % (framing,))
         A.hdlc_client_address(client_sap)  # range check
+        for log in event_logs:
+            _obis(log)   # raises ValueError for a malformed OBIS code
+        self.event_logs = tuple(event_logs)
         self.client_sap = client_sap
         self.framing = framing
         self.max_info = max_info
@@ -303,6 +340,18 @@ class DlmsDriver(Driver):
         if last_stored is not None and (cache.profile_last is None or last_stored > cache.profile_last):
             cache.profile_last = last_stored
 
+    def resume_events(self, meter: MeterConfig, last_stored: float | None) -> None:
+        """The time (UTC s) of the newest journal entry already stored, for an engine that
+        seeds it from its event store before the first poll (this engine does not yet): the
+        next read of every event log starts after that second."""
+        cache = self._meter_cache(meter)
+        if last_stored is None:
+            return
+        for log in self.event_logs:
+            if last_stored + 1.0 > cache.event_from.get(log, float("-inf")):
+                cache.event_from[log] = last_stored + 1.0
+                cache.event_seen[log] = set()
+
     def expected_obis(self, meter: MeterConfig) -> list[int]:
         cache = self._meter_cache(meter)
         out = [_obis(o) for o in self._registers(meter) if cache.scaler_unit.get(o, (0, 0)) is not None]
@@ -326,7 +375,8 @@ class DlmsDriver(Driver):
                     pass
             raise ProtocolExceptionError("DLMS %s (client %d, server %s)" % (e, self.client_sap,
                                          meter.connection_address or "1"), -1, e.code) from None
-        ok = await self._reads(s, meter, cache, res)
+        cursors: dict = {}
+        ok = await self._reads(s, meter, cache, res, cursors)
         res.received_at = time.time()
         if ok:
             try:
@@ -334,11 +384,19 @@ class DlmsDriver(Driver):
             except (LinkError, FrameError) as e:
                 # the readings are in hand; the next poll's SNRM / AARQ starts afresh anyway
                 res.events.append(EventRecord(time.time(), 5, "DLMS release failed: %s" % e))
+        # the session returned its frames: now the catch-up points may move
+        if "profile_last" in cursors:
+            cache.profile_last = cursors["profile_last"]
+        for log, (t, seen) in cursors.get("events", {}).items():
+            cache.event_from[log] = t
+            cache.event_seen[log] = seen
         return res
 
-    async def _reads(self, s: _Session, meter: MeterConfig, cache: _MeterCache, res: PollResult) -> bool:
+    async def _reads(self, s: _Session, meter: MeterConfig, cache: _MeterCache, res: PollResult,
+                     cursors: dict) -> bool:
         """All reads of this poll into ``res``; False when the session was cut short by a
-        damaged data answer (its frame is returned for the decoder to report)."""
+        damaged data answer (its frame is returned for the decoder to report).  New catch-up
+        points go into ``cursors`` (applied by ``poll`` once the session is over)."""
         for obis in self._registers(meter):
             if obis not in cache.scaler_unit:
                 try:
@@ -377,7 +435,7 @@ class DlmsDriver(Driver):
                 if not ok:
                     return False
                 if ok is True:  # not a data-access-result: the rows are in hand
-                    cache.profile_last = upto
+                    cursors["profile_last"] = upto
         if "clock" in meter.reads:
             v = await s.get_value(8, CLOCK_OBIS, 2)
             now = time.time()
@@ -395,7 +453,67 @@ class DlmsDriver(Driver):
                         res.events.append(EventRecord(time.time(), 3 if dar == 0 else 4,
                                                       "clock set" if dar == 0 else
                                                       "clock set refused: data-access-result %d" % dar))
+        if "events" in meter.reads:
+            for log in self.event_logs:
+                await self._event_log(s, meter, cache, log, res, cursors.setdefault("events", {}))
         return True
+
+    async def _event_log(self, s: _Session, meter: MeterConfig, cache: _MeterCache, log: str,
+                         res: PollResult, cursors: dict) -> None:
+        """The entries of one event log after the newest one read, as EventRecords."""
+        now = time.time()
+        if log not in cache.event_columns:
+            cols = None
+            why = "no clock or no event-code column in its capture objects"
+            try:
+                co = await s.get_value(7, log, 3)
+                clock = [i for i, c in enumerate(co) if c[0] == 8 and c[2] == 2]
+                codes = [i for i, c in enumerate(co) if c[0] in (1, 3, 4) and c[2] == 2]
+                if clock and codes:
+                    cols = (clock[0], codes[0])
+            except ProtocolExceptionError as e:
+                why = "data-access-result %d" % e.code
+            except (TypeError, IndexError):
+                why = "capture objects not understood"
+            cache.event_columns[log] = cols
+            if cols is None:
+                res.events.append(EventRecord(now, EVENT_LOG_UNAVAILABLE, "event log %s not read: %s" % (log, why)))
+        cols = cache.event_columns[log]
+        if cols is None:
+            return
+        since = cache.event_from.get(log)
+        seen = cache.event_seen.get(log, set())
+        start = since if since is not None else float(math.floor(s.started - meter.data_polling_length * 86400.0))
+        acc = A.range_descriptor(dt.datetime.fromtimestamp(math.floor(start), UTC),
+                                 dt.datetime.fromtimestamp(math.floor(now) + 86400, UTC))
+        try:
+            rows = await s.get_value(7, log, 2, access=acc)
+        except ProtocolExceptionError as e:
+            res.events.append(EventRecord(now, EVENT_LOG_UNAVAILABLE, "event log %s not read: data-access-result %d"
+                                          % (log, e.code)))
+            return
+        newest, newest_seen = since, set(seen)
+        names = STANDARD_EVENTS if log == STANDARD_EVENT_LOG else {}
+        entries = []
+        for row in rows or ():
+            ms = _time_ms(row[cols[0]])
+            code = row[cols[1]]
+            if ms is None or not isinstance(code, int):
+                res.events.append(EventRecord(now, EVENT_LOG_UNAVAILABLE, "event log %s: entry %r not understood"
+                                              % (log, row)))
+                continue
+            entries.append((ms, code))
+        for ms, code in sorted(entries):
+            t = ms / 1000.0
+            if t < start or (since is not None and t == since and (ms, code) in seen):
+                continue
+            res.events.append(EventRecord(t, JOURNAL_CODE_BASE + code, "event log %s: %s (event %d)"
+                                          % (log, names.get(code, "event %d" % code), code)))
+            if newest is None or t > newest:
+                newest, newest_seen = t, set()
+            if t == newest:
+                newest_seen.add((ms, code))
+        cursors[log] = (newest if newest is not None else start, newest_seen)
 
     async def _item(self, s: _Session, res: PollResult, class_id: int, obis: str, attr: int, *,
                     su=None, access=None, columns=None, period: float = 0.0) -> bool | str:
@@ -429,3 +547,12 @@ class DlmsDriver(Driver):
         return D.decode_batch(list(frames), requests=gets, scaler_unit=sus,
                               columns=cols if any_cols else None,
                               capture_period=periods, meter_ids=meter_ids, received_at=received_at)
+
+
+def _time_ms(v) -> int | None:
+    """UTC ms of a decoded date-time (octet string or DateTime), None if not a valid one."""
+    if isinstance(v, (bytes, bytearray)) and len(v) == 12:
+        return D.datetime_to_utc_ms(bytes(v))
+    if isinstance(v, D.DateTime):
+        return D.datetime_to_utc_ms(v)
+    return None

@@ -15,7 +15,14 @@ Objects (all answered from the model at ``now``):
 - class 8 clock 0.0.1.0.0.255 attribute 2 (UTC, deviation 0; SET by the LLS clients only);
 - class 7 load profile 1.0.99.1.0.255: attribute 2 buffer with selective access by range
   (restricting object = the clock; rows whose time lies in [from, to]) or entries, attribute 3
-  capture objects (clock, A+ and R+ of the interval), attribute 4 capture period (900 s).
+  capture objects (clock, A+ and R+ of the interval), attribute 4 capture period (900 s);
+- class 7 standard event log 0.0.99.98.0.255 (IDIS numbering): capture objects {clock, event
+  code 0.0.96.11.0.255 (class 1, unsigned)}, capture period 0 (asynchronous), at most 100
+  entries (attribute 8; attribute 7 = entries in use): the model's power failures (event 1,
+  power down) and restorations (2, power up) of the last 400 days and every clock SET (4 =
+  clock adjusted, old time; 5 = new time), stamped with the meter clock.  Attribute 2 answers
+  all entries, a range selection (rows whose clock is in [from, to]) or an entry selection;
+  0.0.96.11.0.255 attribute 2 is the newest event code.
 
 Anything else gets a data-access-result (object-undefined, or scaler-of-access-violated for an
 unknown attribute).  Association: client SAP 16 (public) needs no authentication; clients 1 and
@@ -35,12 +42,16 @@ from meterpoll.bindings.errors import FrameError
 from meterpoll.engine.sim.model import MeterModel
 from meterpoll.engine.sim.server import Answerer
 
-__all__ = ["DlmsSim", "REGISTERS", "PROFILE_OBIS", "CLOCK_OBIS"]
+__all__ = ["DlmsSim", "REGISTERS", "PROFILE_OBIS", "CLOCK_OBIS", "EVENT_LOG_OBIS", "EVENT_CODE_OBIS"]
 
 UTC = dt.timezone.utc
 CLOCK_OBIS = "0.0.1.0.0.255"
 PROFILE_OBIS = "1.0.99.1.0.255"
 PROFILE_PERIOD = 900
+EVENT_LOG_OBIS = "0.0.99.98.0.255"     # standard event log
+EVENT_CODE_OBIS = "0.0.96.11.0.255"    # its event code object (class 1 Data)
+EVENT_LOG_ENTRIES = 100
+EVENT_LOG_DAYS = 400
 
 # OBIS -> (getter(model, t) -> physical value, scaler, unit, data type)
 _U32, _I32, _U16, _I16 = A.DataType.UINT32, A.DataType.INT32, A.DataType.UINT16, A.DataType.INT16
@@ -85,6 +96,9 @@ _REG = {A.logical_name(k): v for k, v in REGISTERS.items()}
 _CLOCK = A.logical_name(CLOCK_OBIS)
 _PROFILE = A.logical_name(PROFILE_OBIS)
 _CAPTURE = ((8, CLOCK_OBIS, 2, 0), (3, "1.0.1.29.0.255", 2, 0), (3, "1.0.3.29.0.255", 2, 0))
+_EVENT_LOG = A.logical_name(EVENT_LOG_OBIS)
+_EVENT_CODE = A.logical_name(EVENT_CODE_OBIS)
+_EVENT_CAPTURE = ((8, CLOCK_OBIS, 2, 0), (1, EVENT_CODE_OBIS, 2, 0))
 _LLS_CLIENTS = (1, 32)
 _PUBLIC_CLIENT = 16
 
@@ -112,6 +126,8 @@ class DlmsSim(Answerer):
         self.hdlc_params = A.HdlcParameters(max_info, max_info, 1, 1)
         self._assoc: dict[tuple, _Assoc] = {}
         self.clock_offset: dict[int, float] = {}  # seconds added to a meter's clock by SETs
+        #: (meter time, event code 4 / 5) entries the clock SETs added to the event log
+        self.clock_events: dict[int, list[tuple[float, int]]] = {a: [] for a in self.models}
         self.log: list[tuple] = []  # (address, what) for tests
 
     def _addr_of(self, m: MeterModel) -> int:
@@ -308,7 +324,9 @@ class DlmsSim(Answerer):
         if ms is None:
             return A.set_response_normal(R.TYPE_UNMATCHED, iip=req.iip)
         m = self.models[addr]
+        old = m.clock(now) + self.clock_offset.get(addr, 0.0)
         self.clock_offset[addr] = ms / 1000.0 - m.clock(now)
+        self.clock_events.setdefault(addr, []).extend(((old, 4), (ms / 1000.0, 5)))
         self.log.append((addr, "SET clock"))
         return A.set_response_normal(R.SUCCESS, iip=req.iip)
 
@@ -342,7 +360,61 @@ class DlmsSim(Answerer):
             if attr != 2:
                 return R.SCOPE_OF_ACCESS_VIOLATED
             return self._buffer(m, selector, params, now)
+        if ln == _EVENT_LOG:
+            if class_id != 7:
+                return R.OBJECT_CLASS_INCONSISTENT
+            entries = self.event_entries(self._addr_of(m), now)
+            if attr == 3:
+                return A.capture_objects(_EVENT_CAPTURE)
+            if attr == 4:
+                return A.axdr_uint32(0)
+            if attr == 7:
+                return A.axdr_uint32(len(entries))
+            if attr == 8:
+                return A.axdr_uint32(EVENT_LOG_ENTRIES)
+            if attr != 2:
+                return R.SCOPE_OF_ACCESS_VIOLATED
+            return self._event_buffer(entries, selector, params)
+        if ln == _EVENT_CODE:
+            if class_id != 1:
+                return R.OBJECT_CLASS_INCONSISTENT
+            if attr != 2:
+                return R.SCOPE_OF_ACCESS_VIOLATED
+            entries = self.event_entries(self._addr_of(m), now)
+            return A.axdr_uint8(entries[-1][1] if entries else 0)
         return R.OBJECT_UNDEFINED
+
+    def event_entries(self, addr: int, now: float) -> list[tuple[float, int]]:
+        """The standard event log of meter ``addr`` at true time ``now``: (meter time, event
+        code) oldest first, the newest ``EVENT_LOG_ENTRIES``."""
+        m = self.models[addr]
+        out = [(m.clock(t), code) for t, code, _ in m.events(now - EVENT_LOG_DAYS * 86400, now) if code in (1, 2)]
+        out += self.clock_events.get(addr, [])
+        out.sort()
+        return out[-EVENT_LOG_ENTRIES:]
+
+    def _event_buffer(self, entries: list[tuple[float, int]], selector, params):
+        from meterpoll.bindings import dlms as D
+
+        if selector == 1:
+            try:
+                p = D.decode_data(params)
+                t0 = D.datetime_to_utc_ms(p[1]) / 1000.0
+                t1 = D.datetime_to_utc_ms(p[2]) / 1000.0
+            except (FrameError, TypeError, IndexError, ValueError):
+                return A.DataAccessResult.TYPE_UNMATCHED
+            entries = [e for e in entries if t0 <= math.floor(e[0]) <= t1]
+        elif selector == 2:
+            try:
+                p = D.decode_data(params)
+                first, last = int(p[0]), int(p[1])
+            except (FrameError, TypeError, IndexError, ValueError):
+                return A.DataAccessResult.TYPE_UNMATCHED
+            entries = entries[max(first, 1) - 1:(last or len(entries))]
+        elif selector is not None:
+            return A.DataAccessResult.SCOPE_OF_ACCESS_VIOLATED
+        rows = [(dt.datetime.fromtimestamp(math.floor(t), UTC), code) for t, code in entries]
+        return A.profile_buffer(rows, value_encoder=A.axdr_uint8)
 
     def _buffer(self, m: MeterModel, selector, params, now: float):
         from meterpoll.bindings import dlms as D

@@ -148,6 +148,12 @@ class MeterModel:
             t += interval
         return rows
 
+    def interval_energy(self, end: float, interval: float) -> tuple[float, float]:
+        """(active Wh, reactive varh) imported in the interval (end - interval, end]: what a
+        load-profile record of that interval holds."""
+        active = self.active_energy(end) - self.active_energy(end - interval)
+        return active, active * math.tan(math.acos(self.power_factor))
+
     # ---- clock and events ----
     def clock(self, t: float) -> float:
         """The meter's own clock at true time t (drifting)."""
@@ -167,3 +173,9 @@ class MeterModel:
                         out.append((tt, code, text))
             day += 1
         return out
+
+    def power_cut_in(self, start: float, end: float) -> bool:
+        """True when a power failure or restoration of :meth:`events` falls in (start, end]
+        (the interval a meter marks as incomplete)."""
+        # a restoration can fall after midnight of the day whose draw made the failure
+        return any(start < t <= end and code in (1, 2) for t, code, _ in self.events(start - 86400, end + 1e-6))
