@@ -129,7 +129,10 @@ def _cpu():
     return r.ru_utime + r.ru_stime
 
 
-def test_engine_modbus_tcp_polls(benchmark, sims, capsys, tmp_path):
+@pytest.mark.parametrize("store_kind", ["sqlite", "none"])
+def test_engine_modbus_tcp_polls(benchmark, sims, capsys, tmp_path, store_kind):
+    """The engine with its SQLite store (decode + commit), and without a store (decode only:
+    what the exchange path itself costs)."""
     from meterpoll.engine.config import MeterConfig
     from meterpoll.engine.drivers import driver
     from meterpoll.engine.engine import Engine
@@ -140,7 +143,7 @@ def test_engine_modbus_tcp_polls(benchmark, sims, capsys, tmp_path):
     stats = {}
 
     async def main():
-        store = await open_store("sqlite:///" + str(tmp_path / "bench.db"))
+        store = await open_store("sqlite:///" + str(tmp_path / "bench.db")) if store_kind == "sqlite" else None
         eng = Engine(store=store, drivers={"modbus": driver("modbus")}, schedule=False,
                      max_concurrency=CONCURRENCY)
         async with eng:
@@ -157,7 +160,8 @@ def test_engine_modbus_tcp_polls(benchmark, sims, capsys, tmp_path):
             assert len(rs) == 20 * N and (rs["status"] == 0).all()
             assert eng.fast_polls == (ROUNDS + 1) * N
             stats["lat"] = [p.duration for p in eng.polls[-ROUNDS * N:]]
-        await store.close()
+        if store is not None:
+            await store.close()
 
     benchmark.pedantic(lambda: uvloop.run(main()), rounds=1, iterations=1)
     _report(benchmark, ROUNDS * N, stats["wall"], stats["cpu"], stats["lat"], capsys)

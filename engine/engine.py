@@ -167,7 +167,7 @@ _LAT_EDGES = np.asarray(LATENCY_BUCKETS)
 
 class Engine:
     def __init__(self, *, store: Any = None, drivers: dict[str, Driver] | None = None,
-                 max_concurrency: int = 512, tick: float = 0.05, schedule: bool = True,
+                 max_concurrency: int = 512, tick: float = 0.5, schedule: bool = True,
                  breaker_threshold: int = 3, probe_interval: float = 600.0, fast_path: bool = True) -> None:
         self.store = store
         #: run session-less polls (Modbus over TCP...) in the native exchange core, many per call
@@ -175,6 +175,8 @@ class Engine:
         self.drivers: dict[str, Driver] = dict(drivers or {})
         self.max_concurrency = max_concurrency
         self.tick = tick
+        #: readings that trigger a commit before the tick is over
+        self.commit_rows = 262_144
         self.schedule_enabled = schedule
         self.breaker_threshold = breaker_threshold
         self.probe_interval = probe_interval
@@ -653,7 +655,10 @@ class Engine:
                     tickets[id(t)] = t
         self._ready.append((out, list(tickets.values())))
         self._ready_rows += len(out)
-        if tickets or self._ready_rows >= 65536:
+        # commit at once for a poll_many call that has all its meters; otherwise every tick, or
+        # sooner for a big batch (SQLite writes each touched page once per commit: bigger
+        # commits cost less per reading)
+        if any(not t.pending for t in tickets.values()) or self._ready_rows >= self.commit_rows:
             self._flush_now.set()
 
     def _link_metrics(self, rnd: Round, status: np.ndarray, latency: np.ndarray, links: list[Link],

@@ -5,7 +5,7 @@
 
     [engine]
     max_concurrency = 512     # polls in flight across all links
-    tick = 0.05               # seconds between decode-and-commit rounds
+    tick = 0.5                # seconds between decode-and-commit rounds
 
     [[meters]]                # one table per meter: the fields of meterpoll.engine.config
     name = "Feeder 7"
@@ -37,7 +37,7 @@ class StoreSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 class EngineSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_concurrency: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 512
-    tick: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.05
+    tick: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.5
     breaker_threshold: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 3
     probe_interval: Annotated[float, msgspec.Meta(gt=0)] = 600.0
 
