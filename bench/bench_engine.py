@@ -241,3 +241,139 @@ def test_engine_registry_rss(benchmark, capsys):
     benchmark.extra_info.update(info)
     with capsys.disabled():
         print("\n  %s" % " ".join("%s=%.1f" % kv for kv in info.items()))
+
+
+# ---- DLMS/COSEM over the TCP wrapper: 2,000 meters, one poll each (energy registers) ----------
+
+N_DLMS = scaled(2_000, 20)
+DLMS_BASE = 11000      # below the ephemeral port range (32768-60999)
+
+DLMS_SIM = r"""
+import asyncio, os, sys, uvloop
+from meterpoll.engine.sim.dlms import DlmsSim
+from meterpoll.engine.sim.server import SimServer
+async def main(first, count):
+    if hasattr(os, "sched_setaffinity") and os.cpu_count() > 1:
+        os.sched_setaffinity(0, {0})
+    servers = [await SimServer(DlmsSim(addresses=(1,), seed=i), port=first + i).start() for i in range(count)]
+    print("ready", flush=True)
+    await asyncio.sleep(3600)
+uvloop.run(main(int(sys.argv[1]), int(sys.argv[2])))
+"""
+
+ENERGY = ("1.0.1.8.0.255", "1.0.2.8.0.255", "1.0.1.8.1.255", "1.0.1.8.2.255", "1.0.1.8.3.255", "1.0.1.8.4.255")
+
+
+@pytest.fixture(scope="module")
+def dlms_sims():
+    procs = [subprocess.Popen([sys.executable, "-c", DLMS_SIM, str(DLMS_BASE + first), str(min(PER_PROC, N_DLMS - first))],
+                              stdout=subprocess.PIPE, text=True) for first in range(0, N_DLMS, PER_PROC)]
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready"
+    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    _pin_poller()
+    yield
+    if before is not None:
+        os.sched_setaffinity(0, before)
+    for p in procs:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+
+
+def test_engine_dlms_wrapper_polls(benchmark, dlms_sims, capsys, tmp_path):
+    """The engine's DLMS sessions (AARQ, GETs of the six energy registers, RLRQ per poll)."""
+    from meterpoll.engine.config import MeterConfig
+    from meterpoll.engine.drivers import driver
+    from meterpoll.engine.engine import Engine
+    from meterpoll.engine.store import open_store
+
+    stats = {}
+
+    async def main():
+        store = await open_store("sqlite:///" + str(tmp_path / "dlms.db"))
+        eng = Engine(store=store, drivers={"dlms": driver("dlms")}, schedule=False, max_concurrency=CONCURRENCY)
+        async with eng:
+            ids = [eng.add_meter(MeterConfig(name="d%d" % i, protocol="dlms", ip_address="127.0.0.1",
+                                             port=DLMS_BASE + i, connection_address="1", reads=("energy",),
+                                             waiting_time=5000)) for i in range(N_DLMS)]
+            await eng.poll_many(ids)              # connect, read the scalers once
+            c0, t0 = _cpu(), time.perf_counter()
+            for _ in range(ROUNDS):
+                rs = await eng.poll_many(ids)
+            stats["wall"], stats["cpu"] = time.perf_counter() - t0, _cpu() - c0
+            assert len(rs) == len(ENERGY) * N_DLMS and (rs["status"] == 0).all()
+            stats["lat"] = [p.duration for p in eng.polls[-ROUNDS * N_DLMS:]]
+        await store.close()
+
+    benchmark.pedantic(lambda: uvloop.run(main()), rounds=1, iterations=1)
+    _report(benchmark, ROUNDS * N_DLMS, stats["wall"], stats["cpu"], stats["lat"], capsys)
+
+
+def test_gurux_dlms_wrapper_polls(benchmark, dlms_sims, capsys):
+    """gurux_dlms's GXDLMSClient as its examples use it (AARQ, read(obj, 2) per register with
+    the scalers read once, release), one client and connection per meter on asyncio streams."""
+    from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData
+    from gurux_dlms.enums import Authentication, InterfaceType
+    from gurux_dlms.objects import GXDLMSRegister
+
+    stats = {}
+
+    class Meter:
+        def __init__(self, port):
+            self.port = port
+            self.client = GXDLMSClient(True, 16, 1, Authentication.NONE, None, InterfaceType.WRAPPER)
+            self.regs = [GXDLMSRegister(code) for code in ENERGY]
+
+        async def connect(self):
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+        async def exchange(self, data):
+            reply = GXReplyData()
+            for msg in data if isinstance(data, list) else [data]:
+                self.writer.write(bytes(msg))
+                buf, notify = GXByteBuffer(), GXReplyData()
+                while not self.client.getData(buf, reply, notify):
+                    buf.set(await self.reader.read(4096))
+            return reply
+
+        async def poll(self, scalers=False):
+            for msg in self.client.aarqRequest():
+                r = await self.exchange(msg)
+            self.client.parseAareResponse(r.data)
+            for reg in self.regs:
+                for attr in ((3, 2) if scalers else (2,)):
+                    self.client.updateValue(reg, attr, (await self.exchange(self.client.read(reg, attr))).value)
+            await self.exchange(self.client.releaseRequest())
+            return [reg.value for reg in self.regs]
+
+    async def main():
+        meters = [Meter(DLMS_BASE + i) for i in range(N_DLMS)]
+        sem = asyncio.Semaphore(CONCURRENCY)
+        lat = []
+
+        async def one(m, scalers=False):
+            async with sem:
+                t = time.perf_counter()
+                v = await m.poll(scalers)
+                lat.append(time.perf_counter() - t)
+                return v
+
+        async def connect(m):
+            async with sem:
+                await m.connect()
+
+        await asyncio.gather(*(connect(m) for m in meters))
+        await asyncio.gather(*(one(m, True) for m in meters))
+        lat.clear()
+        c0, t0 = _cpu(), time.perf_counter()
+        for _ in range(ROUNDS):
+            out = await asyncio.gather(*(one(m) for m in meters))
+        stats["wall"], stats["cpu"] = time.perf_counter() - t0, _cpu() - c0
+        assert all(len(v) == len(ENERGY) and all(x is not None for x in v) for v in out)
+        stats["lat"] = lat
+        for m in meters:
+            m.writer.close()
+
+    benchmark.pedantic(lambda: uvloop.run(main()), rounds=1, iterations=1)
+    _report(benchmark, ROUNDS * N_DLMS, stats["wall"], stats["cpu"], stats["lat"], capsys)
