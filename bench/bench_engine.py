@@ -93,25 +93,29 @@ def _pin_poller() -> None:
         os.sched_setaffinity(0, {1})
 
 
+def _simulators(script: str, base: int, n: int):
+    """Simulator processes of PER_PROC meters each on ports base..base+n-1, the poller pinned
+    to the other core while they run."""
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(base + first), str(min(PER_PROC, n - first))],
+                              stdout=subprocess.PIPE, text=True) for first in range(0, n, PER_PROC)]
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready"
+        before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        _pin_poller()
+        yield
+        if before is not None:
+            os.sched_setaffinity(0, before)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+            p.stdout.close()
+
+
 @pytest.fixture(scope="module")
 def sims():
-    procs = []
-    for first in range(0, N, PER_PROC):
-        count = min(PER_PROC, N - first)
-        p = subprocess.Popen([sys.executable, "-c", SIM, str(BASE + first), str(count)],
-                             stdout=subprocess.PIPE, text=True)
-        procs.append(p)
-    for p in procs:
-        assert p.stdout.readline().strip() == "ready"
-    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    _pin_poller()
-    yield
-    if before is not None:
-        os.sched_setaffinity(0, before)
-    for p in procs:
-        p.kill()
-        p.wait()
-        p.stdout.close()
+    yield from _simulators(SIM, BASE, N)
 
 
 def _report(benchmark, polls, wall, cpu, lat, capsys):
@@ -211,15 +215,20 @@ import asyncio, resource, sys, time, uvloop
 from meterpoll.engine.config import MeterConfig
 from meterpoll.engine.drivers import driver
 from meterpoll.engine.engine import Engine
+def hwm():   # peak RSS of THIS process image (ru_maxrss on Linux carries the parent's over exec)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 async def main(n):
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base = hwm()
     async with Engine(drivers={"modbus": driver("modbus")}) as eng:
         t = time.perf_counter()
         for i in range(n):   # every meter on its own TCP endpoint: n links too
             eng.add_meter(MeterConfig(name="m%d" % i, protocol="modbus", port=502, connection_address="1",
                                       ip_address="10.%d.%d.%d" % (i >> 16, (i >> 8) & 255, i & 255)))
         add = (time.perf_counter() - t) / n
-        print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, add * 1e6)
+        print(base, hwm(), add * 1e6)
 uvloop.run(main(int(sys.argv[1])))
 """
 
@@ -266,19 +275,7 @@ ENERGY = ("1.0.1.8.0.255", "1.0.2.8.0.255", "1.0.1.8.1.255", "1.0.1.8.2.255", "1
 
 @pytest.fixture(scope="module")
 def dlms_sims():
-    procs = [subprocess.Popen([sys.executable, "-c", DLMS_SIM, str(DLMS_BASE + first), str(min(PER_PROC, N_DLMS - first))],
-                              stdout=subprocess.PIPE, text=True) for first in range(0, N_DLMS, PER_PROC)]
-    for p in procs:
-        assert p.stdout.readline().strip() == "ready"
-    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    _pin_poller()
-    yield
-    if before is not None:
-        os.sched_setaffinity(0, before)
-    for p in procs:
-        p.kill()
-        p.wait()
-        p.stdout.close()
+    yield from _simulators(DLMS_SIM, DLMS_BASE, N_DLMS)
 
 
 def test_engine_dlms_wrapper_polls(benchmark, dlms_sims, capsys, tmp_path):

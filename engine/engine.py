@@ -720,23 +720,10 @@ class Engine:
         self._wake.set()
 
     async def _flush(self) -> None:
+        """Decode what the Python sessions brought since the last flush, then commit it with
+        the native rounds' readings in ONE store write (bigger commits cost less a reading),
+        publish, and answer the callers waiting for these polls."""
         ready, self._ready, self._ready_rows = self._ready, [], 0
-        if ready:
-            readings = np.concatenate([r for r, _ in ready]) if len(ready) > 1 else ready[0][0]
-            if len(readings):
-                if self.store is not None:
-                    await self.store.write_readings(readings)
-                self.readings_committed += len(readings)
-                for q in self._subscribers:
-                    q.put_nowait(readings)
-            waiting = {}
-            for out, tickets in ready:
-                for t in tickets:
-                    t.parts.append(out[np.isin(out["meter"], t.ids)])
-                    t.uncommitted -= 1
-                    waiting[id(t)] = t
-            for t in waiting.values():
-                t.resolve_if_done()
         pending, self._pending = self._pending, {}
         events = [(mid, ev.ts, ev.code, ev.text) for items in pending.values()
                   for mid, res, _d, _o in items for ev in res.events]
@@ -746,23 +733,33 @@ class Engine:
                     [(m, np.datetime64(int(ts * 1000), "ms"), code, text) for m, ts, code, text in events])
             self.events.extend(events)
             del self.events[: max(0, len(self.events) - self.poll_log_limit)]
-        for protocol, items in pending.items():
-            readings = await self._decode(protocol, items)
-            if len(readings):
-                if self.store is not None:
-                    await self.store.write_readings(readings)
-                self.readings_committed += len(readings)
-                for q in self._subscribers:
-                    q.put_nowait(readings)
-            by_meter = _group_by_meter(readings)
+        decoded = [(items, self._decode(protocol, items)) for protocol, items in pending.items()]
+        parts = [r for r, _ in ready] + [r for _, r in decoded]
+        readings = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else None
+        if readings is not None and len(readings):
+            if self.store is not None:
+                await self.store.write_readings(readings)
+            self.readings_committed += len(readings)
+            for q in self._subscribers:
+                q.put_nowait(readings)
+        waiting: dict[int, _Ticket] = {}
+        for out, tickets in ready:
+            for t in tickets:
+                t.parts.append(out[np.isin(out["meter"], t.ids)])
+                t.uncommitted -= 1
+                waiting[id(t)] = t
+        for t in waiting.values():
+            t.resolve_if_done()
+        for items, r in decoded:
+            by_meter = _group_by_meter(r)
             for mid, _res, done, outcome in items:
                 self.polls.append(outcome)
                 if done is not None and not done.done():
                     done.set_result(by_meter(mid))
-            if len(self.polls) > self.poll_log_limit:
-                del self.polls[: len(self.polls) - self.poll_log_limit]
+        if len(self.polls) > self.poll_log_limit:
+            del self.polls[: len(self.polls) - self.poll_log_limit]
 
-    async def _decode(self, protocol: str, items) -> np.ndarray:
+    def _decode(self, protocol: str, items) -> np.ndarray:
         drv = self.drivers[protocol]
         frames, requests, meter_ids, received, failed = [], [], [], [], []
         for mid, res, _done, outcome in items:
