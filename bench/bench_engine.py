@@ -293,7 +293,7 @@ def test_engine_dlms_wrapper_polls(benchmark, dlms_sims, capsys, tmp_path):
         async with eng:
             ids = [eng.add_meter(MeterConfig(name="d%d" % i, protocol="dlms", ip_address="127.0.0.1",
                                              port=DLMS_BASE + i, connection_address="1", reads=("energy",),
-                                             waiting_time=5000)) for i in range(N_DLMS)]
+                                             pause_time=0, waiting_time=5000)) for i in range(N_DLMS)]
             await eng.poll_many(ids)              # connect, read the scalers once
             c0, t0 = _cpu(), time.perf_counter()
             for _ in range(ROUNDS):
