@@ -38,6 +38,7 @@ from meterpoll.engine.errors import LinkClosed, LinkError, LinkTimeout
 from meterpoll.engine.link import Link
 from meterpoll.engine.metrics import LATENCY_BUCKETS, LinkMetrics
 from meterpoll.engine.schedule import next_poll
+from meterpoll.engine.store.base import POLL_LOG_DTYPE, PollOutcome as LogOutcome
 from meterpoll.engine.transport import Deadlines, SerialTransport, TcpTransport
 
 __all__ = ["Engine", "PollOutcome"]
@@ -59,6 +60,24 @@ class PollOutcome:
     frames: int = 0
     readings: int = 0
     frame_status: list[int] = field(default_factory=list)
+    nbytes: int = 0            # bytes written and read on the link for this poll
+
+    @property
+    def log_outcome(self) -> int:
+        """The store's poll-log outcome (:class:`meterpoll.engine.store.PollOutcome`)."""
+        return _log_outcome(self.ok, self.quality, self.error, self.frames)
+
+
+def _log_outcome(ok: bool, quality: int, error: str, frames: int) -> int:
+    if ok:
+        return LogOutcome.OK
+    if error.startswith(("no connection", "cannot connect")):
+        return LogOutcome.NO_CONNECTION
+    if error.startswith("abandoned"):
+        return LogOutcome.CANCELLED
+    if quality == Quality.TIMEOUT:
+        return LogOutcome.PARTIAL if frames else LogOutcome.TIMEOUT
+    return LogOutcome.PROTOCOL_ERROR
 
 
 def _group_by_meter(readings: np.ndarray):
@@ -177,6 +196,8 @@ class Engine:
         self.tick = tick
         #: readings that trigger a commit before the tick is over
         self.commit_rows = 262_144
+        #: write every poll's outcome to the store's poll log
+        self.log_polls = True
         self.schedule_enabled = schedule
         self.breaker_threshold = breaker_threshold
         self.probe_interval = probe_interval
@@ -205,6 +226,7 @@ class Engine:
         # decoded readings of finished rounds to commit, with the poll_many calls waiting for them
         self._ready: list[tuple[np.ndarray, list[_Ticket]]] = []
         self._ready_rows = 0
+        self._log_parts: list[np.ndarray] = []     # poll-log rows of finished rounds, to commit
         self.events: list[tuple[int, float, int, str]] = []   # recent (meter, ts, code, text), bounded
 
     # ---- lifecycle ----
@@ -379,6 +401,8 @@ class Engine:
         t0 = time.monotonic()
         quality, error = Quality.OK, ""
         result = PollResult()
+        lm = m.link.metrics
+        bytes_before = lm.bytes_in + lm.bytes_out      # the lease is this meter's alone
         async with self._sem:
             try:
                 async with m.link.lease(m.id, priority=priority) as lease:
@@ -395,7 +419,8 @@ class Engine:
                 quality, error = Quality.PROTOCOL_EXCEPTION, "%s: %s" % (type(e).__name__, e)
         ok = quality == Quality.OK
         m.breaker.record(ok, time.monotonic())
-        outcome = PollOutcome(m.id, started, time.monotonic() - t0, ok, quality, error, len(result.frames))
+        outcome = PollOutcome(m.id, started, time.monotonic() - t0, ok, quality, error, len(result.frames),
+                              nbytes=lm.bytes_in + lm.bytes_out - bytes_before)
         if not result.received_at:
             result.received_at = time.time()
         self._pending.setdefault(m.cfg.protocol, []).append((m.id, result, done, outcome))
@@ -633,14 +658,28 @@ class Engine:
         nframes = np.bincount(group[index], minlength=n_m) if len(index) else np.zeros(n_m, np.int64)
         u, c = np.unique(out["meter"], return_counts=True)
         count_of = dict(zip(u.tolist(), c.tolist()))
+        sent = ~np.isnan(raw_lat)
+        nbytes = np.bincount(group, weights=(rnd.request_lengths + rnd.answer_lengths) * sent, minlength=n_m)
+        log = np.zeros(n_m, POLL_LOG_DTYPE)
+        log["meter"] = ids
+        log["ts"] = np.datetime64(int(started * 1000), "ms")
+        log["duration_ms"] = np.minimum(dur * 1000.0, 2**32 - 1)
+        log["bytes"] = np.minimum(nbytes, 2**32 - 1)
+        outcomes = log["outcome"]
         mono = time.monotonic()
         q_list = quality.tolist()
+        nf_list = nframes.tolist()
+        nb_list = nbytes.tolist()
         polls = self.polls
         for k, m in enumerate(meters):
             q = q_list[k]
             m.breaker.record(not q, mono)
-            polls.append(PollOutcome(m.id, started, float(dur[k]), not q, q or Quality.OK, errors.get(k, ""),
-                                     int(nframes[k]), count_of.get(m.id, 0)))
+            po = PollOutcome(m.id, started, float(dur[k]), not q, q or Quality.OK, errors.get(k, ""),
+                             nf_list[k], count_of.get(m.id, 0), nbytes=int(nb_list[k]))
+            polls.append(po)
+            if q:
+                outcomes[k] = po.log_outcome
+        self._log_parts.append(log)
         if len(polls) > self.poll_log_limit:
             del polls[: len(polls) - self.poll_log_limit]
         self._link_metrics(rnd, status, raw_lat, links, starts)
@@ -724,6 +763,7 @@ class Engine:
         the native rounds' readings in ONE store write (bigger commits cost less a reading),
         publish, and answer the callers waiting for these polls."""
         ready, self._ready, self._ready_rows = self._ready, [], 0
+        log_parts, self._log_parts = self._log_parts, []
         pending, self._pending = self._pending, {}
         events = [(mid, ev.ts, ev.code, ev.text) for items in pending.values()
                   for mid, res, _d, _o in items for ev in res.events]
@@ -752,10 +792,17 @@ class Engine:
             t.resolve_if_done()
         for items, r in decoded:
             by_meter = _group_by_meter(r)
-            for mid, _res, done, outcome in items:
+            log = np.zeros(len(items), POLL_LOG_DTYPE)
+            for k, (mid, _res, done, outcome) in enumerate(items):
                 self.polls.append(outcome)
+                log[k] = (mid, np.datetime64(int(outcome.started * 1000), "ms"),
+                          min(int(outcome.duration * 1000), 2**32 - 1), outcome.log_outcome,
+                          min(outcome.nbytes, 2**32 - 1))
                 if done is not None and not done.done():
                     done.set_result(by_meter(mid))
+            log_parts.append(log)
+        if log_parts and self.store is not None and self.log_polls:
+            await self.store.write_poll_log(np.concatenate(log_parts) if len(log_parts) > 1 else log_parts[0])
         if len(self.polls) > self.poll_log_limit:
             del self.polls[: len(self.polls) - self.poll_log_limit]
 

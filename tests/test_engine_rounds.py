@@ -183,3 +183,32 @@ def test_poll_many_connects_then_runs_rounds_and_returns_committed_readings(tmp_
                 await srv.stop()
             await store.close()
     run(main())
+
+
+def test_every_poll_is_in_the_store_poll_log(tmp_path):
+    """Native rounds and Python sessions both write their outcome, duration and bytes."""
+    from meterpoll.engine.store import PollOutcome, open_store
+
+    good, silent = ModbusSim(addresses=(1,), seed=30), ModbusSim(addresses=(2,), seed=31)
+
+    async def main():
+        store = await open_store("sqlite:///" + str(tmp_path / "log.db"))
+        async with SimServer(good) as g, SimServer(silent) as s, \
+                Engine(store=store, drivers={"modbus": ModbusDriver()}, schedule=False) as eng:
+            a = eng.add_meter(cfg(g.port, 1), meter_id=7)
+            b = eng.add_meter(cfg(s.port, 1, waiting_time=100), meter_id=8)     # unit 1 is not there
+            nowhere = eng.add_meter(cfg(1, 1, waiting_time=100), meter_id=9)    # nothing listens on port 1
+            await eng.poll_many([a, b, nowhere])      # Python sessions (they connect)
+            await eng.poll_many([a, b])               # native round
+            assert eng.fast_polls == 2
+            log = await store.read_poll_log()
+            by = {}
+            for row in log:
+                by.setdefault(int(row["meter"]), []).append(row)
+            assert [int(r["outcome"]) for r in by[7]] == [PollOutcome.OK, PollOutcome.OK]
+            assert [int(r["outcome"]) for r in by[8]] == [PollOutcome.TIMEOUT, PollOutcome.TIMEOUT]
+            assert [int(r["outcome"]) for r in by[9]] == [PollOutcome.NO_CONNECTION]
+            assert all(r["bytes"] > 100 for r in by[7])           # requests + 51 values answered
+            assert all(r["duration_ms"] >= 90 for r in by[8])     # waited out its 100 ms
+        await store.close()
+    run(main())
