@@ -782,6 +782,15 @@ class Engine:
             self.readings_committed += len(readings)
             for q in self._subscribers:
                 q.put_nowait(readings)
+        for items, _r in decoded:             # the Python sessions' poll-log rows
+            log = np.zeros(len(items), POLL_LOG_DTYPE)
+            for k, (mid, _res, _done, o) in enumerate(items):
+                log[k] = (mid, np.datetime64(int(o.started * 1000), "ms"), min(int(o.duration * 1000), 2**32 - 1),
+                          o.log_outcome, min(o.nbytes, 2**32 - 1))
+            log_parts.append(log)
+        if log_parts and self.store is not None and self.log_polls:
+            await self.store.write_poll_log(np.concatenate(log_parts) if len(log_parts) > 1 else log_parts[0])
+        # all committed: now the callers waiting for these polls learn it
         waiting: dict[int, _Ticket] = {}
         for out, tickets in ready:
             for t in tickets:
@@ -792,17 +801,10 @@ class Engine:
             t.resolve_if_done()
         for items, r in decoded:
             by_meter = _group_by_meter(r)
-            log = np.zeros(len(items), POLL_LOG_DTYPE)
-            for k, (mid, _res, done, outcome) in enumerate(items):
+            for mid, _res, done, outcome in items:
                 self.polls.append(outcome)
-                log[k] = (mid, np.datetime64(int(outcome.started * 1000), "ms"),
-                          min(int(outcome.duration * 1000), 2**32 - 1), outcome.log_outcome,
-                          min(outcome.nbytes, 2**32 - 1))
                 if done is not None and not done.done():
                     done.set_result(by_meter(mid))
-            log_parts.append(log)
-        if log_parts and self.store is not None and self.log_polls:
-            await self.store.write_poll_log(np.concatenate(log_parts) if len(log_parts) > 1 else log_parts[0])
         if len(self.polls) > self.poll_log_limit:
             del self.polls[: len(self.polls) - self.poll_log_limit]
 
